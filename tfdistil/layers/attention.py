@@ -1,0 +1,121 @@
+"""Multi-head self-attention with one fused QKV projection."""
+import math
+
+import keras
+from keras import ops
+
+
+def padding_mask_to_bias(padding_mask, dtype="float32"):
+    """(batch, seq) 1/0 mask -> additive bias (batch, 1, 1, seq) in `dtype`.
+
+    The bias is added to float32 scores (see `MultiHeadSelfAttention.call`), so
+    the large negative value cannot overflow in float16.
+    """
+    mask = ops.cast(padding_mask, dtype)
+    return ((1.0 - mask) * -1e9)[:, None, None, :]
+
+
+@keras.saving.register_keras_serializable(package="tfdistil")
+class MultiHeadSelfAttention(keras.layers.Layer):
+    """Scaled dot-product self-attention over `num_heads` heads.
+
+    Args:
+        num_heads: number of attention heads; must divide the input width.
+        dropout: dropout rate on the attention probabilities.
+        kernel_initializer: initializer of the QKV and output kernels.
+        bias_initializer: initializer of the biases.
+
+    Call args:
+        inputs: float tensor (batch, seq, hidden_dim).
+        padding_mask: optional int/bool tensor (batch, seq); 1 marks real tokens.
+        return_attention_scores: also return the attention probabilities
+            (batch, num_heads, seq, seq), in float32.
+        training: enables dropout.
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        dropout=0.0,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if num_heads < 1:
+            raise ValueError(f"`num_heads` must be >= 1, got {num_heads}.")
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.supports_masking = False
+
+    def build(self, inputs_shape, padding_mask_shape=None):
+        hidden_dim = inputs_shape[-1]
+        if hidden_dim % self.num_heads:
+            raise ValueError(
+                f"hidden_dim={hidden_dim} is not divisible by num_heads={self.num_heads}."
+            )
+        self.hidden_dim = hidden_dim
+        self.head_dim = hidden_dim // self.num_heads
+        # One (hidden, 3 * hidden) matmul instead of three: fewer, larger GEMMs.
+        self.qkv_kernel = self.add_weight(
+            name="qkv_kernel", shape=(hidden_dim, 3 * hidden_dim),
+            initializer=self.kernel_initializer,
+        )
+        self.qkv_bias = self.add_weight(
+            name="qkv_bias", shape=(3 * hidden_dim,), initializer=self.bias_initializer
+        )
+        self.output_kernel = self.add_weight(
+            name="output_kernel", shape=(hidden_dim, hidden_dim),
+            initializer=self.kernel_initializer,
+        )
+        self.output_bias = self.add_weight(
+            name="output_bias", shape=(hidden_dim,), initializer=self.bias_initializer
+        )
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.built = True
+
+    def call(self, inputs, padding_mask=None, return_attention_scores=False, training=None):
+        batch = ops.shape(inputs)[0]
+        seq = ops.shape(inputs)[1]
+        qkv = ops.matmul(inputs, ops.cast(self.qkv_kernel, inputs.dtype))
+        qkv = qkv + ops.cast(self.qkv_bias, inputs.dtype)
+        qkv = ops.reshape(qkv, (batch, seq, 3, self.num_heads, self.head_dim))
+        # (batch, seq, 3, heads, head_dim) -> 3 x (batch, seq, heads, head_dim)
+        query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        # Scale the query, not the scores: one (seq x head_dim) multiply.
+        query = query * ops.cast(1.0 / math.sqrt(self.head_dim), query.dtype)
+        # (batch, heads, seq_q, seq_k)
+        scores = ops.einsum("bqhd,bkhd->bhqk", query, key)
+        # Softmax in float32: exp() of bf16/fp16 scores loses too much.
+        scores = ops.cast(scores, "float32")
+        if padding_mask is not None:
+            scores = scores + padding_mask_to_bias(padding_mask)
+        probs = ops.softmax(scores, axis=-1)
+        dropped = self.dropout_layer(ops.cast(probs, inputs.dtype), training=training)
+        # (batch, seq_q, heads, head_dim)
+        context = ops.einsum("bhqk,bkhd->bqhd", dropped, value)
+        context = ops.reshape(context, (batch, seq, self.hidden_dim))
+        output = ops.matmul(context, ops.cast(self.output_kernel, inputs.dtype))
+        output = output + ops.cast(self.output_bias, inputs.dtype)
+        if return_attention_scores:
+            return output, probs
+        return output
+
+    def compute_output_spec(self, inputs, padding_mask=None, return_attention_scores=False, training=None):
+        out = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
+        if return_attention_scores:
+            b, s = inputs.shape[0], inputs.shape[1]
+            return out, keras.KerasTensor((b, self.num_heads, s, s), dtype="float32")
+        return out
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_heads=self.num_heads,
+            dropout=self.dropout,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            bias_initializer=keras.initializers.serialize(self.bias_initializer),
+        )
+        return config
