@@ -105,7 +105,11 @@ class Backbone(keras.Model):
             outputs["pooled_output"] = layers["pooler"](x)
         return outputs, {"hidden_states": hidden_states, "attention_scores": attention_scores}
 
-    def _finish_init(self, inputs, outputs, extras):
+    def _finish_init(self, inputs, outputs, extras, dtype):
+        # A functional keras.Model ignores `dtype`; set the policy so that get_config
+        # records it and task heads built on this backbone take it.
+        if dtype is not None:
+            self.dtype_policy = keras.dtype_policies.get(dtype)
         # Plain __dict__ entries: Keras must not track these as sub-models, or the
         # weights would be saved twice.
         self.__dict__["_graph_tensors"] = (inputs, outputs, extras)
@@ -197,7 +201,7 @@ class BertBackbone(Backbone):
         inputs = self.make_inputs()
         outputs, extras = self._encode(inputs, layers)
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
-        self._finish_init(inputs, outputs, extras)
+        self._finish_init(inputs, outputs, extras, dtype)
         self.vocabulary_size = vocabulary_size
         self.num_layers = num_layers
         self.num_heads = num_heads
@@ -281,7 +285,7 @@ class DistilBertBackbone(Backbone):
         inputs = self.make_inputs()
         outputs, extras = self._encode(inputs, layers)
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
-        self._finish_init(inputs, outputs, extras)
+        self._finish_init(inputs, outputs, extras, dtype)
         self.vocabulary_size = vocabulary_size
         self.num_layers = num_layers
         self.num_heads = num_heads

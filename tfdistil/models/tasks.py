@@ -21,6 +21,8 @@ class Task(keras.Model):
         outputs = self._head(head_layers, backbone(inputs), backbone)
         super(Task, self).__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.backbone = backbone
+        # The task runs under its backbone's policy (the Distiller and compile() read it).
+        self.dtype_policy = backbone.dtype_policy
         self.__dict__["_head_layers"] = head_layers
         self.__dict__["_intermediate_models"] = {}
 
