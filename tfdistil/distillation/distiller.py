@@ -14,6 +14,13 @@ def _num_layers(model):
     return model.backbone.num_layers
 
 
+def _multi_worker(strategy):
+    # The same test Keras makes before its multi-worker reduction of step logs.
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+        strategy.extended._in_multi_worker_mode()
+    )
+
+
 @keras.saving.register_keras_serializable(package="tfdistil")
 class Distiller(keras.Model):
     """Trains `student` on the teacher's temperature-softened outputs and the hard labels.
@@ -183,10 +190,12 @@ class Distiller(keras.Model):
         }
         total = self.alpha * terms["hard_loss"] + (1.0 - self.alpha) * terms["soft_loss"]
         pairs = [(0, 0)] + [(s + 1, t + 1) for s, t in enumerate(self.layer_map)]
-        # Hidden and attention terms weigh tokens by the per-example sample weight.
+        # Hidden and attention terms weigh tokens by the sample weight (per example, or
+        # per token for token tasks), for every task type.
         token_weights = padding_mask
-        if sample_weight is not None and not self.per_position:
-            token_weights = token_weights * ops.cast(sample_weight, "float32")[:, None]
+        if sample_weight is not None:
+            sw = ops.cast(sample_weight, "float32")
+            token_weights = token_weights * (sw[:, None] if len(sw.shape) == 1 else sw)
         n_pairs = float(len(pairs))
         if self.hidden_cosine_weight > 0 or self.hidden_mse_weight > 0:
             cos_sum, mse_sum = 0.0, 0.0
@@ -232,7 +241,13 @@ class Distiller(keras.Model):
             y = ops.where(mask > 0, y, ops.zeros_like(y))
             sample_weight = mask
         super().compute_metrics(x, y, student_logits, sample_weight)
-        return {m.name: m.result() for m in self.metrics}
+        logs = {m.name: m.result() for m in self.metrics}
+        if _multi_worker(self.distribute_strategy):
+            # tensorflow/tensorflow#72388: Keras reduces step logs with
+            # strategy.reduce("MEAN", v, axis=0), which rejects scalars; shape (1,)
+            # reduces to the same value (the mean over replicas).
+            logs = tf.nest.map_structure(lambda v: ops.reshape(v, (1,)), logs)
+        return logs
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -255,6 +270,25 @@ class Distiller(keras.Model):
         student_out = self._student_outputs(x, training=False)
         terms = self.compute_loss_terms(x, y, sample_weight, teacher_out, student_out)
         return self._update_metrics(x, y, sample_weight, terms, student_out["logits"])
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # keras-team/keras#20329: for a distributed iterator Keras builds from
+        # strategy.reduce("MEAN", first_batch), which MultiWorkerMirroredStrategy cannot
+        # do for a dict batch. Building needs shapes and dtypes only: take this worker's
+        # first local replica's values.
+        if iterator is not None and data_batch is None and self._distribute_strategy is not None:
+            strategy = self.distribute_strategy
+
+            def local(value):
+                if isinstance(value, tf.distribute.DistributedValues):
+                    return strategy.experimental_local_results(value)[0]
+                return value
+
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(local, next(batches))
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def predict_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
