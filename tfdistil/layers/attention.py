@@ -5,6 +5,14 @@ import keras
 from keras import ops
 
 
+def clone_initializer(initializer):
+    """A fresh copy: an unseeded Keras 3 initializer returns the same values on every
+    call, so weights sharing one object would start identical."""
+    if isinstance(initializer, keras.initializers.Initializer):
+        return initializer.__class__.from_config(initializer.get_config())
+    return initializer
+
+
 def padding_mask_to_bias(padding_mask, dtype="float32"):
     """(batch, seq) 1/0 mask -> additive bias (batch, 1, 1, seq) in `dtype`.
 
@@ -61,14 +69,14 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         # One (hidden, 3 * hidden) matmul instead of three: fewer, larger GEMMs.
         self.qkv_kernel = self.add_weight(
             name="qkv_kernel", shape=(hidden_dim, 3 * hidden_dim),
-            initializer=self.kernel_initializer,
+            initializer=clone_initializer(self.kernel_initializer),
         )
         self.qkv_bias = self.add_weight(
             name="qkv_bias", shape=(3 * hidden_dim,), initializer=self.bias_initializer
         )
         self.output_kernel = self.add_weight(
             name="output_kernel", shape=(hidden_dim, hidden_dim),
-            initializer=self.kernel_initializer,
+            initializer=clone_initializer(self.kernel_initializer),
         )
         self.output_bias = self.add_weight(
             name="output_bias", shape=(hidden_dim,), initializer=self.bias_initializer

@@ -72,6 +72,7 @@ class PositionalEmbedding(keras.layers.Layer):
         return ops.cast(table[None, :seq_len, :], self.compute_dtype)
 
     def compute_output_shape(self, inputs_shape):
+        check_sequence_length(inputs_shape[1], self.sequence_length)
         return (1,) + tuple(inputs_shape[1:])
 
     def get_config(self):

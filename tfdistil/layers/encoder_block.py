@@ -1,7 +1,7 @@
 """BERT's Transformer encoder block (post-LayerNorm residuals)."""
 import keras
 
-from tfdistil.layers.attention import MultiHeadSelfAttention
+from tfdistil.layers.attention import MultiHeadSelfAttention, clone_initializer
 from tfdistil.layers.feed_forward import FeedForwardNetwork
 
 
@@ -50,7 +50,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
     def build(self, inputs_shape, padding_mask_shape=None):
         attention_dropout = self.dropout if self.attention_dropout is None else self.attention_dropout
         self.attention = MultiHeadSelfAttention(
-            self.num_heads, dropout=attention_dropout, kernel_initializer=self.kernel_initializer,
+            self.num_heads, dropout=attention_dropout, kernel_initializer=clone_initializer(self.kernel_initializer),
             dtype=self.dtype_policy, name="attention",
         )
         self.attention.build(inputs_shape)
@@ -61,7 +61,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.attention_layer_norm.build(inputs_shape)
         self.feed_forward = FeedForwardNetwork(
             self.intermediate_dim, activation=self.activation, dropout=self.dropout,
-            kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy, name="feed_forward",
+            kernel_initializer=clone_initializer(self.kernel_initializer), dtype=self.dtype_policy, name="feed_forward",
         )
         self.feed_forward.build(inputs_shape)
         self.output_layer_norm = keras.layers.LayerNormalization(

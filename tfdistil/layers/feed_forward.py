@@ -2,6 +2,8 @@
 import keras
 from keras import ops
 
+from tfdistil.layers.attention import clone_initializer
+
 
 def gelu_exact(x):
     """BERT's GELU: x * Phi(x) with the erf form, not the tanh approximation."""
@@ -47,16 +49,15 @@ class FeedForwardNetwork(keras.layers.Layer):
 
     def build(self, inputs_shape):
         hidden_dim = inputs_shape[-1]
-        common = dict(
-            kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer,
-            dtype=self.dtype_policy,
-        )
+        common = dict(bias_initializer=self.bias_initializer, dtype=self.dtype_policy)
         self.intermediate_dense = keras.layers.Dense(
-            self.intermediate_dim, activation=self._activation_fn(), name="intermediate_dense", **common
+            self.intermediate_dim, activation=self._activation_fn(), name="intermediate_dense",
+            kernel_initializer=clone_initializer(self.kernel_initializer), **common
         )
         self.intermediate_dense.build(inputs_shape)
-        self.output_dense = keras.layers.Dense(hidden_dim, name="output_dense", **common)
+        self.output_dense = keras.layers.Dense(
+            hidden_dim, name="output_dense", kernel_initializer=clone_initializer(self.kernel_initializer), **common
+        )
         self.output_dense.build(tuple(inputs_shape[:-1]) + (self.intermediate_dim,))
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
         self.built = True

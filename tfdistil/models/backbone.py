@@ -174,27 +174,26 @@ class BertBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
-        init = bert_initializer()
         layers = {
             "token_embedding": keras.layers.Embedding(
-                vocabulary_size, hidden_dim, embeddings_initializer=init, dtype=dtype, name="token_embedding"
+                vocabulary_size, hidden_dim, embeddings_initializer=bert_initializer(), dtype=dtype, name="token_embedding"
             ),
             "position_embedding": PositionalEmbedding(
-                max_sequence_length, initializer=init, dtype=dtype, name="position_embedding"
+                max_sequence_length, initializer=bert_initializer(), dtype=dtype, name="position_embedding"
             ),
             "segment_embedding": keras.layers.Embedding(
-                num_segments, hidden_dim, embeddings_initializer=init, dtype=dtype, name="segment_embedding"
+                num_segments, hidden_dim, embeddings_initializer=bert_initializer(), dtype=dtype, name="segment_embedding"
             ),
             "embeddings_layer_norm": keras.layers.LayerNormalization(
                 epsilon=1e-12, dtype=dtype, name="embeddings_layer_norm"
             ),
             "embeddings_dropout": keras.layers.Dropout(dropout, dtype=dtype, name="embeddings_dropout"),
-            "pooler": Pooler("cls", kernel_initializer=init, dtype=dtype, name="pooler"),
+            "pooler": Pooler("cls", kernel_initializer=bert_initializer(), dtype=dtype, name="pooler"),
         }
         for i in range(num_layers):
             layers[f"transformer_layer_{i}"] = TransformerEncoderBlock(
                 num_heads, intermediate_dim, dropout=dropout, activation="gelu",
-                layer_norm_epsilon=1e-12, kernel_initializer=init, dtype=dtype,
+                layer_norm_epsilon=1e-12, kernel_initializer=bert_initializer(), dtype=dtype,
                 name=f"transformer_layer_{i}",
             )
         self.num_layers = num_layers
@@ -262,13 +261,12 @@ class DistilBertBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
-        init = bert_initializer()
         layers = {
             "token_embedding": keras.layers.Embedding(
-                vocabulary_size, hidden_dim, embeddings_initializer=init, dtype=dtype, name="token_embedding"
+                vocabulary_size, hidden_dim, embeddings_initializer=bert_initializer(), dtype=dtype, name="token_embedding"
             ),
             "position_embedding": PositionalEmbedding(
-                max_sequence_length, initializer=init, dtype=dtype, name="position_embedding"
+                max_sequence_length, initializer=bert_initializer(), dtype=dtype, name="position_embedding"
             ),
             "embeddings_layer_norm": keras.layers.LayerNormalization(
                 epsilon=1e-12, dtype=dtype, name="embeddings_layer_norm"
@@ -278,7 +276,7 @@ class DistilBertBackbone(Backbone):
         for i in range(num_layers):
             layers[f"transformer_layer_{i}"] = TransformerEncoderBlock(
                 num_heads, intermediate_dim, dropout=dropout, activation="gelu",
-                layer_norm_epsilon=1e-12, kernel_initializer=init, dtype=dtype,
+                layer_norm_epsilon=1e-12, kernel_initializer=bert_initializer(), dtype=dtype,
                 name=f"transformer_layer_{i}",
             )
         self.num_layers = num_layers

@@ -6,6 +6,13 @@ from tfdistil.layers.feed_forward import gelu_exact
 from tfdistil.models.backbone import Backbone, InputSelectingModel, bert_initializer, select_inputs
 
 
+def _require_backbone(backbone):
+    if not isinstance(backbone, Backbone):
+        raise ValueError(
+            f"`backbone` must be a tfdistil BertBackbone or DistilBertBackbone, got {type(backbone).__name__}."
+        )
+
+
 class Task(keras.Model):
     """Shared machinery: inputs are the backbone's, the head is `_head(layers, outputs)`.
 
@@ -87,16 +94,16 @@ class TextClassifier(Task):
     """
 
     def __init__(self, backbone, num_classes, dropout=0.1, **kwargs):
+        _require_backbone(backbone)
         dtype = backbone.dtype_policy
-        init = bert_initializer()
         layers = {
             "classifier_dropout": keras.layers.Dropout(dropout, dtype=dtype, name="classifier_dropout"),
-            "classifier": keras.layers.Dense(num_classes, kernel_initializer=init, dtype=dtype, name="classifier"),
+            "classifier": keras.layers.Dense(num_classes, kernel_initializer=bert_initializer(), dtype=dtype, name="classifier"),
             "logits": _float32_logits("logits"),
         }
         if "pooled_output" not in backbone.output:
             layers["pre_classifier"] = keras.layers.Dense(
-                backbone.hidden_dim, activation="relu", kernel_initializer=init, dtype=dtype, name="pre_classifier"
+                backbone.hidden_dim, activation="relu", kernel_initializer=bert_initializer(), dtype=dtype, name="pre_classifier"
             )
         self._init_graph(backbone, layers, **kwargs)
         self.num_classes = num_classes
@@ -123,6 +130,7 @@ class TokenClassifier(Task):
     """
 
     def __init__(self, backbone, num_classes, dropout=0.1, **kwargs):
+        _require_backbone(backbone)
         dtype = backbone.dtype_policy
         layers = {
             "classifier_dropout": keras.layers.Dropout(dropout, dtype=dtype, name="classifier_dropout"),
@@ -153,6 +161,7 @@ class SpanQA(Task):
     """
 
     def __init__(self, backbone, dropout=0.1, **kwargs):
+        _require_backbone(backbone)
         dtype = backbone.dtype_policy
         layers = {
             "qa_dropout": keras.layers.Dropout(dropout, dtype=dtype, name="qa_dropout"),
@@ -239,6 +248,7 @@ class MaskedLM(Task):
     """
 
     def __init__(self, backbone, **kwargs):
+        _require_backbone(backbone)
         head = MaskedLMHead(
             backbone.vocabulary_size, kernel_initializer=bert_initializer(), dtype=backbone.dtype_policy,
             name="mlm_head",
