@@ -2,6 +2,7 @@
 import keras
 import tensorflow as tf
 from keras import ops
+from keras.src.backend.common.masking import set_keras_mask  # no public API for it yet
 
 from tfdistil.distillation import losses
 from tfdistil.distillation.layer_map import check_layer_map, default_layer_map
@@ -128,6 +129,9 @@ class Distiller(keras.Model):
             ]
             for p in self.projections:
                 p.build((None, None, s_dim))
+        # Teacher and student are built functional models: nothing is left to build
+        # (BackupAndRestore and fit() check this before the first batch).
+        self.built = True
         self.trackers = {
             name: keras.metrics.Mean(name=name)
             for name in ("loss", "hard_loss", "soft_loss", "hidden_cosine_loss", "hidden_mse_loss", "attention_loss")
@@ -163,6 +167,14 @@ class Distiller(keras.Model):
         return out if isinstance(out, dict) else {"logits": out}
 
     # ----- the loss ----------------------------------------------------------------------
+    def _sample_weight(self, sample_weight, y):
+        """float32 weights shaped (batch,) per example, or (batch, 1 | seq) per position.
+        Reshaped by value: inside fit() their rank may be unknown."""
+        sw = ops.cast(sample_weight, "float32")
+        if self.per_position:
+            return ops.reshape(sw, (ops.shape(y)[0], -1))
+        return ops.reshape(sw, (-1,))
+
     def _masks(self, x, y, sample_weight):
         """(weights, count_mask, denominator, token_mask for hidden/attention terms)."""
         padding_mask = ops.cast(x["padding_mask"], "float32")
@@ -172,10 +184,7 @@ class Distiller(keras.Model):
             mask = ops.ones((ops.shape(y)[0],), "float32")
         weights = mask
         if sample_weight is not None:
-            sw = ops.cast(sample_weight, "float32")
-            if self.per_position and len(sw.shape) == 1:
-                sw = sw[:, None]
-            weights = weights * sw
+            weights = weights * self._sample_weight(sample_weight, y)
         denominator = losses.global_count(ops.sum(mask))
         token_denominator = losses.global_count(ops.sum(padding_mask))
         return weights, denominator, padding_mask, token_denominator
@@ -194,8 +203,8 @@ class Distiller(keras.Model):
         # per token for token tasks), for every task type.
         token_weights = padding_mask
         if sample_weight is not None:
-            sw = ops.cast(sample_weight, "float32")
-            token_weights = token_weights * (sw[:, None] if len(sw.shape) == 1 else sw)
+            sw = self._sample_weight(sample_weight, y)
+            token_weights = token_weights * (sw if self.per_position else sw[:, None])
         n_pairs = float(len(pairs))
         if self.hidden_cosine_weight > 0 or self.hidden_mse_weight > 0:
             cos_sum, mse_sum = 0.0, 0.0
@@ -234,12 +243,16 @@ class Distiller(keras.Model):
         for name, tracker in self.trackers.items():
             tracker.update_state(terms[name] * scale)
         if self.per_position:
-            mask = losses.label_mask(y, x["padding_mask"])
+            valid = losses.label_mask(y, x["padding_mask"])
+            weights = valid
             if sample_weight is not None:
-                sw = ops.cast(sample_weight, "float32")
-                mask = mask * (sw[:, None] if len(sw.shape) == 1 else sw)
-            y = ops.where(mask > 0, y, ops.zeros_like(y))
-            sample_weight = mask
+                weights = valid * self._sample_weight(sample_weight, y)
+            y = ops.where(valid > 0, y, ops.zeros_like(y))
+            sample_weight = weights
+            # Keras gives compiled `metrics` (unlike `weighted_metrics`) no sample weight;
+            # a Keras mask on the predictions is how they too skip padding and -100 labels.
+            student_logits = tf.identity(student_logits)
+            set_keras_mask(student_logits, valid > 0)
         super().compute_metrics(x, y, student_logits, sample_weight)
         logs = {m.name: m.result() for m in self.metrics}
         if _multi_worker(self.distribute_strategy):

@@ -40,6 +40,13 @@ def init_student_from_teacher(student, teacher, layer_map=None):
             f"Student hidden_dim={s_bb.hidden_dim} differs from teacher hidden_dim={t_bb.hidden_dim}: "
             "weights cannot be copied. Use a random init and the hidden-state MSE loss instead."
         )
+    if s_bb.num_heads != t_bb.num_heads:
+        # The fused QKV kernel has the same shape for any head count, so the copy would
+        # succeed and silently split the teacher's projections into other heads.
+        raise ValueError(
+            f"Student num_heads={s_bb.num_heads} differs from teacher num_heads={t_bb.num_heads}: "
+            "copied attention layers would compute a different function."
+        )
     if s_bb.vocabulary_size != t_bb.vocabulary_size:
         raise ValueError(
             f"Student vocabulary_size={s_bb.vocabulary_size} differs from teacher's {t_bb.vocabulary_size}."
