@@ -12,8 +12,8 @@ import warnings
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch
+import transformers
 from safetensors.numpy import load_file, save_file  # noqa: E402
 
 import tfdistil  # noqa: E402

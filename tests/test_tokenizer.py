@@ -10,8 +10,8 @@ from tfdistil.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary,
 from tfdistil.text.vocab import count_words
 from tfdistil.text.wordpiece import split_words
 
-tokenizers = pytest.importorskip("tokenizers")
-transformers = pytest.importorskip("transformers")
+import tokenizers
+import transformers
 from transformers.models.bert.tokenization_bert import load_vocab  # noqa: E402
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

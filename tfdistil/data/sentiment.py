@@ -13,12 +13,14 @@ soundtrack"), and the label follows from how the clauses are put together:
   ("slightly dull").
 
 Each modifier, connective and adjective occurs about equally often in positive and negative
-sentences, and a clause's adjective agrees with the label only about half of the time, so a bag of
-words cannot tell the classes apart: what matters is which word modifies which, and in which
-clause. Measured on the dev split (see tests/test_data_readers.py): a logistic regression on
-unigram counts is at chance (0.49); on 1-3-gram counts, which see "not good" and "truly good" but
-not which clause a contrast keeps, 0.65; a small convolutional network over the word sequence
-learns the rules (1.00 after 5 epochs).
+sentences, and a clause's adjective disagrees with the label often (negation, and the losing
+clause of a contrast), so a bag of words is not enough: what matters is which word modifies
+which, and in which clause. Half the sentences are single clauses, which carry the lexicon and
+negation that a model trained from scratch must learn first. Measured on the dev split (see
+tests/test_data_readers.py): a logistic regression on unigram counts 0.58; on 1-3-gram counts,
+which see "not good" and "truly good" but not which clause a contrast keeps, 0.76; a small
+convolutional network over the word sequence learns the rules (1.00 after 5 epochs); a
+4-layer BERT from scratch reaches about 0.98 in 15 epochs.
 
 The shipped files are `sentiment_train.tsv` and `sentiment_dev.tsv` next to this module (columns
 ``label<TAB>sentence``, labels ``negative``/``positive``). They are exactly what
@@ -89,7 +91,12 @@ ADJECTIVE_DIMINISHERS = ("slightly", "somewhat", "a bit", "a little", "mildly")
 VERB_DIMINISHERS = ("somewhat", "mildly", "sort of", "kind of")
 
 # Template -> weight. See the module docstring for the rule each template encodes.
-TEMPLATES = {"single": 0.3, "but": 0.2, "although": 0.15, "even_though": 0.15, "intensity": 0.2}
+# Single clauses are half the data: they carry the lexicon (which words are positive) and
+# negation, which a model trained from scratch must pick up before it can learn which
+# clause of a contrast counts.
+TEMPLATES = {"single": 0.5, "but": 0.15, "although": 0.1, "even_though": 0.1, "intensity": 0.15}
+# Share of "free" clauses that are negated.
+NEGATION_RATE = 0.3
 
 # Clause modifier kinds and the weight they give a clause in an "intensity" sentence.
 _STRENGTH = {"plain": 2, "negated": 2, "intensified": 4, "diminished": 1}
@@ -137,9 +144,9 @@ def _clause(rng: random.Random, polarity: int, kind: str) -> str:
 
 
 def _free_kind(rng: random.Random) -> str:
-    """Modifier of a clause whose weight does not matter: negated half of the time, so that an
-    adjective's own polarity agrees with the clause's meaning only half of the time."""
-    if rng.random() < 0.5:
+    """Modifier of a clause whose weight does not matter: negated `NEGATION_RATE` of the time, so
+    that an adjective's own polarity often disagrees with the clause's meaning."""
+    if rng.random() < NEGATION_RATE:
         return "negated"
     return rng.choice(("plain", "intensified", "diminished"))
 
