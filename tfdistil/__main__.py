@@ -1,0 +1,5 @@
+import sys
+
+from tfdistil.cli import main
+
+sys.exit(main())

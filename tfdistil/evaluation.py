@@ -1,0 +1,54 @@
+"""Measuring models: accuracy, parameters, size on disk, latency."""
+import os
+import tempfile
+import time
+
+import numpy as np
+
+
+def predict_labels(model, dataset):
+    """(true labels, predicted labels) over a batched dataset of (features, labels)."""
+    y_true, y_pred = [], []
+    for x, y in dataset:
+        logits = model(x, training=False)
+        y_pred.append(np.argmax(np.asarray(logits), axis=-1))
+        y_true.append(np.asarray(y))
+    return np.concatenate(y_true), np.concatenate(y_pred)
+
+
+def accuracy(model, dataset):
+    y_true, y_pred = predict_labels(model, dataset)
+    return float(np.mean(y_true == y_pred))
+
+
+def size_on_disk_mb(model):
+    """Size of the model's weights file (`.weights.h5`) in MB (10^6 bytes): the part that
+    scales with the model, without optimizer state."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.weights.h5")
+        model.save_weights(path)
+        return os.path.getsize(path) / 1e6
+
+
+def latency_ms(model, batch_size, sequence_length, repeats=20, warmup=3, seed=0):
+    """Median wall time of one inference call (compiled with tf.function), in ms."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    vocab = model.backbone.vocabulary_size
+    x = {
+        "token_ids": tf.constant(rng.integers(1, vocab, (batch_size, sequence_length)), tf.int32),
+        "segment_ids": tf.zeros((batch_size, sequence_length), tf.int32),
+        "padding_mask": tf.ones((batch_size, sequence_length), tf.int32),
+    }
+    x = {k: v for k, v in x.items() if k in model.backbone.input_names()}
+    fn = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+    for _ in range(warmup):
+        fn(x)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn(x)
+        np.asarray(out)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000.0)

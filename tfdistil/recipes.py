@@ -1,0 +1,188 @@
+"""End-to-end jobs. `distill_default` is README's first command: teacher from scratch on
+the embedded sentiment data, a student with half its layers distilled from it, the same
+student on hard labels alone, and a report comparing the three."""
+import dataclasses
+import json
+import logging
+import os
+import time
+
+import keras
+import numpy as np
+
+from tfdistil import evaluation, report as reporting
+from tfdistil.data import load_sentiment_dataset, make_classification_dataset
+from tfdistil.distillation import Distiller, init_student_from_teacher
+from tfdistil.models import BertBackbone, DistilBertBackbone, TextClassifier
+from tfdistil.text import WordPieceTokenizer, learn_vocabulary, save_vocabulary
+from tfdistil.training import make_optimizer, resolve_precision, run_callbacks
+
+logger = logging.getLogger("tfdistil")
+
+
+@dataclasses.dataclass
+class DefaultRunConfig:
+    """Everything `tfdistil distill` (embedded default) needs; written to config.json."""
+
+    name: str = "quickstart"
+    runs_dir: str = "runs"
+    precision: str = "auto"
+    seed: int = 0
+    vocabulary_size: int = 1000
+    sequence_length: int = 32
+    teacher_preset: str = "bert_tiny"
+    teacher_num_layers: int = 4
+    teacher_epochs: int = 15
+    student_epochs: int = 10
+    batch_size: int = 32
+    teacher_learning_rate: float = 5e-4
+    student_learning_rate: float = 5e-4
+    alpha: float = 0.5
+    temperature: float = 2.0
+    hidden_cosine_weight: float = 1.0
+    patience: int = 5
+    verbose: int = 2
+
+
+def _sparse_ce():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def count_batches(dataset):
+    """Batches in one pass (length bucketing makes tf.data's cardinality unknown)."""
+    n = int(dataset.cardinality())
+    return n if n >= 0 else sum(1 for _ in dataset)
+
+
+def _fit_plain(model, train_ds, dev_ds, epochs, steps_per_epoch, lr, run_dir, name, verbose, patience):
+    model.compile(optimizer=make_optimizer(lr, epochs * steps_per_epoch), loss=_sparse_ce(), metrics=["accuracy"])
+    history = model.fit(
+        train_ds, validation_data=dev_ds, epochs=epochs, verbose=verbose,
+        callbacks=run_callbacks(run_dir, name, patience=patience),
+    )
+    return history.history
+
+
+def _model_row(name, model, dev_ds, seq_len):
+    return {
+        "model": name,
+        "accuracy": evaluation.accuracy(model, dev_ds),
+        "parameters": int(model.count_params()),
+        "size_mb": evaluation.size_on_disk_mb(model),
+        "latency_ms_batch1": evaluation.latency_ms(model, 1, seq_len),
+        "latency_ms_batch32": evaluation.latency_ms(model, 32, seq_len),
+    }
+
+
+def distill_default(config=None):
+    """Run the embedded default job; returns the report dict (also written to disk)."""
+    config = config or DefaultRunConfig()
+    start = time.time()
+    run_dir = os.path.join(config.runs_dir, config.name)
+    os.makedirs(run_dir, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    policy, reason = resolve_precision(config.precision)
+    print(f"[tfdistil] precision: {policy} ({reason})")
+    keras.config.set_dtype_policy(policy)
+    try:
+        return _distill_default(config, run_dir, policy, reason, start)
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def _distill_default(config, run_dir, policy, reason, start):
+    with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(dict(dataclasses.asdict(config), resolved_precision=policy), f, indent=2)
+
+    train, dev = load_sentiment_dataset("train"), load_sentiment_dataset("dev")
+    print(f"[tfdistil] data: {len(train)} train / {len(dev)} dev sentences, labels {train.label_names}")
+    vocab = learn_vocabulary(train.texts, config.vocabulary_size, progress=False)
+    save_vocabulary(vocab, os.path.join(run_dir, "vocab.txt"))
+    tokenizer = WordPieceTokenizer(vocab, sequence_length=config.sequence_length, pad_to_sequence_length=False)
+    train_ds = make_classification_dataset(train, tokenizer, config.batch_size, shuffle=True, seed=config.seed)
+    dev_ds = make_classification_dataset(dev, tokenizer, config.batch_size)
+    steps_per_epoch = count_batches(train_ds)
+
+    teacher_bb = BertBackbone.from_preset(
+        config.teacher_preset, vocabulary_size=len(vocab), max_sequence_length=config.sequence_length,
+        num_layers=config.teacher_num_layers,
+    )
+    teacher = TextClassifier(teacher_bb, num_classes=train.num_classes, name="teacher")
+    print(
+        f"[tfdistil] teacher: {config.teacher_preset} with {teacher_bb.num_layers} layers, "
+        f"{teacher.count_params():,} parameters"
+    )
+    histories = {"teacher": _fit_plain(
+        teacher, train_ds, dev_ds, config.teacher_epochs, steps_per_epoch, config.teacher_learning_rate,
+        run_dir, "teacher", config.verbose, config.patience,
+    )}
+
+    def make_student(name):
+        backbone = DistilBertBackbone(
+            vocabulary_size=len(vocab), num_layers=max(teacher_bb.num_layers // 2, 1),
+            num_heads=teacher_bb.num_heads, hidden_dim=teacher_bb.hidden_dim,
+            intermediate_dim=teacher_bb.intermediate_dim, max_sequence_length=config.sequence_length,
+        )
+        student = TextClassifier(backbone, num_classes=train.num_classes, name=name)
+        layer_map = init_student_from_teacher(student, teacher)
+        return student, layer_map
+
+    student, layer_map = make_student("student_distilled")
+    hard_student, _ = make_student("student_hard_labels")
+    print(f"[tfdistil] student: {student.backbone.num_layers} layers from teacher layers {layer_map}")
+    distiller = Distiller(
+        teacher, student, alpha=config.alpha, temperature=config.temperature,
+        hidden_cosine_weight=config.hidden_cosine_weight, layer_map=layer_map,
+    )
+    distiller.compile(
+        optimizer=make_optimizer(config.student_learning_rate, config.student_epochs * steps_per_epoch),
+        metrics=["accuracy"],
+    )
+    h = distiller.fit(
+        train_ds, validation_data=dev_ds, epochs=config.student_epochs, verbose=config.verbose,
+        callbacks=run_callbacks(run_dir, "student_distilled", patience=config.patience),
+    )
+    histories["student (distilled)"] = h.history
+    histories["student (hard labels)"] = _fit_plain(
+        hard_student, train_ds, dev_ds, config.student_epochs, steps_per_epoch, config.student_learning_rate, run_dir,
+        "student_hard_labels", config.verbose, config.patience,
+    )
+
+    models_dir = os.path.join(run_dir, "models")
+    os.makedirs(models_dir, exist_ok=True)
+    rows = []
+    for label, model in (("teacher", teacher), ("student (distilled)", student),
+                         ("student (hard labels)", hard_student)):
+        model.save(os.path.join(models_dir, f"{model.name}.keras"))
+        rows.append(_model_row(label, model, dev_ds, config.sequence_length))
+    for row in rows:
+        row["speedup_batch32"] = rows[0]["latency_ms_batch32"] / row["latency_ms_batch32"]
+        row["speedup_batch1"] = rows[0]["latency_ms_batch1"] / row["latency_ms_batch1"]
+
+    reporting.plot_training_curves(histories, os.path.join(run_dir, "training_curves.png"))
+    reporting.plot_accuracy_vs_latency(rows, os.path.join(run_dir, "accuracy_vs_latency.png"))
+    y_true, y_pred = evaluation.predict_labels(student, dev_ds)
+    reporting.plot_confusion_matrix(
+        y_true, y_pred, dev.label_names, os.path.join(run_dir, "confusion_matrix.png"),
+        title="distilled student, dev",
+    )
+    teacher_acc, distilled_acc, hard_acc = (r["accuracy"] for r in rows)
+    report = {
+        "name": config.name,
+        "summary": (
+            f"Teacher {teacher_acc:.1%}; student distilled {distilled_acc:.1%} vs hard labels only "
+            f"{hard_acc:.1%}; student is {rows[1]['speedup_batch32']:.2f}x faster at batch 32."
+        ),
+        "precision": policy,
+        "precision_reason": reason,
+        "dev_examples": len(dev),
+        "layer_map": layer_map,
+        "models": rows,
+        "histories": {k: {m: [float(v) for v in vals] for m, vals in hist.items()} for k, hist in histories.items()},
+        "plots": ["training_curves.png", "accuracy_vs_latency.png", "confusion_matrix.png"],
+        "wall_time_s": time.time() - start,
+    }
+    reporting.write_report(run_dir, report)
+    print("\n" + reporting.markdown_table(rows, reporting.MODEL_COLUMNS))
+    print(f"\n[tfdistil] {report['summary']}\n[tfdistil] report: {os.path.join(run_dir, 'report.md')}")
+    return report

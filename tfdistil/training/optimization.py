@@ -1,0 +1,54 @@
+"""AdamW with BERT's schedule: linear warm-up, then linear decay to zero."""
+import keras
+from keras import ops
+
+# Substrings of variable names that get no weight decay: LayerNorm scales/offsets and
+# every bias (decaying them only fights the normalisation, as BERT's recipe notes).
+NO_DECAY = ("bias", "gamma", "beta")
+
+
+@keras.saving.register_keras_serializable(package="tfdistil")
+class LinearWarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """lr(step) = peak * step / warmup for step < warmup, then linear decay to
+    `end_learning_rate` at `total_steps`."""
+
+    def __init__(self, peak_learning_rate, total_steps, warmup_steps=0, end_learning_rate=0.0):
+        if total_steps < 1:
+            raise ValueError(f"total_steps must be >= 1, got {total_steps}.")
+        if not 0 <= warmup_steps <= total_steps:
+            raise ValueError(f"warmup_steps must be in [0, total_steps={total_steps}], got {warmup_steps}.")
+        self.peak_learning_rate = float(peak_learning_rate)
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(warmup_steps)
+        self.end_learning_rate = float(end_learning_rate)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        peak, end = self.peak_learning_rate, self.end_learning_rate
+        warm = float(max(self.warmup_steps, 1))
+        warmup_lr = peak * step / warm
+        decay_span = float(max(self.total_steps - self.warmup_steps, 1))
+        progress = ops.clip((step - self.warmup_steps) / decay_span, 0.0, 1.0)
+        decay_lr = peak + (end - peak) * progress
+        if self.warmup_steps == 0:
+            return decay_lr
+        return ops.where(step < self.warmup_steps, warmup_lr, decay_lr)
+
+    def get_config(self):
+        return {
+            "peak_learning_rate": self.peak_learning_rate,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "end_learning_rate": self.end_learning_rate,
+        }
+
+
+def make_optimizer(learning_rate, total_steps, warmup_ratio=0.1, weight_decay=0.01, clipnorm=1.0):
+    """AdamW (eps 1e-6 as BERT) over `LinearWarmupDecay`, no decay on LayerNorm and
+    biases, gradients clipped to global norm `clipnorm` (None: off)."""
+    schedule = LinearWarmupDecay(learning_rate, total_steps, int(round(warmup_ratio * total_steps)))
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-6, global_clipnorm=clipnorm
+    )
+    optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY))
+    return optimizer
