@@ -13,6 +13,16 @@ def clone_initializer(initializer):
     return initializer
 
 
+def self_attention_output_spec(layer, inputs, return_attention_scores):
+    """Symbolic outputs of a layer that maps (batch, seq, hidden) to the same shape in its
+    compute dtype, plus (batch, layer.num_heads, seq, seq) float32 probabilities."""
+    out = keras.KerasTensor(inputs.shape, dtype=layer.compute_dtype)
+    if return_attention_scores:
+        b, s = inputs.shape[0], inputs.shape[1]
+        return out, keras.KerasTensor((b, layer.num_heads, s, s), dtype="float32")
+    return out
+
+
 def padding_mask_to_bias(padding_mask, dtype="float32"):
     """(batch, seq) 1/0 mask -> additive bias (batch, 1, 1, seq) in `dtype`.
 
@@ -112,11 +122,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         return output
 
     def compute_output_spec(self, inputs, padding_mask=None, return_attention_scores=False, training=None):
-        out = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
-        if return_attention_scores:
-            b, s = inputs.shape[0], inputs.shape[1]
-            return out, keras.KerasTensor((b, self.num_heads, s, s), dtype="float32")
-        return out
+        return self_attention_output_spec(self, inputs, return_attention_scores)
 
     def get_config(self):
         config = super().get_config()

@@ -1,7 +1,7 @@
 """BERT's Transformer encoder block (post-LayerNorm residuals)."""
 import keras
 
-from tfdistil.layers.attention import MultiHeadSelfAttention, clone_initializer
+from tfdistil.layers.attention import MultiHeadSelfAttention, clone_initializer, self_attention_output_spec
 from tfdistil.layers.feed_forward import FeedForwardNetwork
 
 
@@ -84,11 +84,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         return x
 
     def compute_output_spec(self, inputs, padding_mask=None, return_attention_scores=False, training=None):
-        out = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
-        if return_attention_scores:
-            b, s = inputs.shape[0], inputs.shape[1]
-            return out, keras.KerasTensor((b, self.num_heads, s, s), dtype="float32")
-        return out
+        return self_attention_output_spec(self, inputs, return_attention_scores)
 
     def get_config(self):
         config = super().get_config()

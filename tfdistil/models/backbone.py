@@ -83,9 +83,6 @@ class Backbone(keras.Model):
     def transformer_layers(self):
         return [self.get_layer(f"transformer_layer_{i}") for i in range(self.num_layers)]
 
-    def _embed(self, inputs):  # pragma: no cover - subclasses
-        raise NotImplementedError
-
     def _encode(self, inputs, layers):
         """Run every layer once; returns outputs, all hidden states and attention probabilities.
 
@@ -138,6 +135,60 @@ class Backbone(keras.Model):
         return super().__call__(inputs, *args, **kwargs)
 
 
+    def _build(self, config, extra_layers, dtype, kwargs):
+        """Make the layers shared by BERT and DistilBERT (plus `extra_layers`), wire the
+        graph, and record the config. `config` holds the constructor arguments."""
+        layers = {
+            "token_embedding": keras.layers.Embedding(
+                config["vocabulary_size"], config["hidden_dim"], embeddings_initializer=bert_initializer(),
+                dtype=dtype, name="token_embedding",
+            ),
+            "position_embedding": PositionalEmbedding(
+                config["max_sequence_length"], initializer=bert_initializer(), dtype=dtype,
+                name="position_embedding",
+            ),
+            "embeddings_layer_norm": keras.layers.LayerNormalization(
+                epsilon=1e-12, dtype=dtype, name="embeddings_layer_norm"
+            ),
+            "embeddings_dropout": keras.layers.Dropout(config["dropout"], dtype=dtype, name="embeddings_dropout"),
+            **extra_layers,
+        }
+        for i in range(config["num_layers"]):
+            layers[f"transformer_layer_{i}"] = TransformerEncoderBlock(
+                config["num_heads"], config["intermediate_dim"], dropout=config["dropout"], activation="gelu",
+                layer_norm_epsilon=1e-12, kernel_initializer=bert_initializer(), dtype=dtype,
+                name=f"transformer_layer_{i}",
+            )
+        self.num_layers = config["num_layers"]
+        inputs = self.make_inputs()
+        outputs, extras = self._encode(inputs, layers)
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+        self._finish_init(inputs, outputs, extras, dtype)
+        self.__dict__["_config"] = dict(config)
+        for name, value in config.items():
+            setattr(self, name, value)
+
+    def _embed(self, inputs, layers):
+        tokens = layers["token_embedding"](inputs["token_ids"])
+        x = tokens + layers["position_embedding"](tokens)
+        if "segment_embedding" in layers:
+            x = x + layers["segment_embedding"](inputs["segment_ids"])
+        x = layers["embeddings_layer_norm"](x)
+        return layers["embeddings_dropout"](x)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+            **self._config,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package="tfdistil")
 class BertBackbone(Backbone):
     """BERT (Devlin et al., 2019): token + position + segment embeddings, post-LN encoder,
@@ -174,66 +225,19 @@ class BertBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
-        layers = {
-            "token_embedding": keras.layers.Embedding(
-                vocabulary_size, hidden_dim, embeddings_initializer=bert_initializer(), dtype=dtype, name="token_embedding"
-            ),
-            "position_embedding": PositionalEmbedding(
-                max_sequence_length, initializer=bert_initializer(), dtype=dtype, name="position_embedding"
-            ),
+        config = dict(
+            vocabulary_size=vocabulary_size, num_layers=num_layers, num_heads=num_heads, hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim, dropout=dropout, max_sequence_length=max_sequence_length,
+            num_segments=num_segments,
+        )
+        extra_layers = {
             "segment_embedding": keras.layers.Embedding(
-                num_segments, hidden_dim, embeddings_initializer=bert_initializer(), dtype=dtype, name="segment_embedding"
+                num_segments, hidden_dim, embeddings_initializer=bert_initializer(), dtype=dtype,
+                name="segment_embedding",
             ),
-            "embeddings_layer_norm": keras.layers.LayerNormalization(
-                epsilon=1e-12, dtype=dtype, name="embeddings_layer_norm"
-            ),
-            "embeddings_dropout": keras.layers.Dropout(dropout, dtype=dtype, name="embeddings_dropout"),
             "pooler": Pooler("cls", kernel_initializer=bert_initializer(), dtype=dtype, name="pooler"),
         }
-        for i in range(num_layers):
-            layers[f"transformer_layer_{i}"] = TransformerEncoderBlock(
-                num_heads, intermediate_dim, dropout=dropout, activation="gelu",
-                layer_norm_epsilon=1e-12, kernel_initializer=bert_initializer(), dtype=dtype,
-                name=f"transformer_layer_{i}",
-            )
-        self.num_layers = num_layers
-        inputs = self.make_inputs()
-        outputs, extras = self._encode(inputs, layers)
-        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
-        self._finish_init(inputs, outputs, extras, dtype)
-        self.vocabulary_size = vocabulary_size
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.dropout = dropout
-        self.max_sequence_length = max_sequence_length
-        self.num_segments = num_segments
-
-    def _embed(self, inputs, layers):
-        tokens = layers["token_embedding"](inputs["token_ids"])
-        x = tokens + layers["position_embedding"](tokens) + layers["segment_embedding"](inputs["segment_ids"])
-        x = layers["embeddings_layer_norm"](x)
-        return layers["embeddings_dropout"](x)
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
-            "vocabulary_size": self.vocabulary_size,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "hidden_dim": self.hidden_dim,
-            "intermediate_dim": self.intermediate_dim,
-            "dropout": self.dropout,
-            "max_sequence_length": self.max_sequence_length,
-            "num_segments": self.num_segments,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        self._build(config, extra_layers, dtype, kwargs)
 
 
 @keras.saving.register_keras_serializable(package="tfdistil")
@@ -261,57 +265,8 @@ class DistilBertBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
-        layers = {
-            "token_embedding": keras.layers.Embedding(
-                vocabulary_size, hidden_dim, embeddings_initializer=bert_initializer(), dtype=dtype, name="token_embedding"
-            ),
-            "position_embedding": PositionalEmbedding(
-                max_sequence_length, initializer=bert_initializer(), dtype=dtype, name="position_embedding"
-            ),
-            "embeddings_layer_norm": keras.layers.LayerNormalization(
-                epsilon=1e-12, dtype=dtype, name="embeddings_layer_norm"
-            ),
-            "embeddings_dropout": keras.layers.Dropout(dropout, dtype=dtype, name="embeddings_dropout"),
-        }
-        for i in range(num_layers):
-            layers[f"transformer_layer_{i}"] = TransformerEncoderBlock(
-                num_heads, intermediate_dim, dropout=dropout, activation="gelu",
-                layer_norm_epsilon=1e-12, kernel_initializer=bert_initializer(), dtype=dtype,
-                name=f"transformer_layer_{i}",
-            )
-        self.num_layers = num_layers
-        inputs = self.make_inputs()
-        outputs, extras = self._encode(inputs, layers)
-        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
-        self._finish_init(inputs, outputs, extras, dtype)
-        self.vocabulary_size = vocabulary_size
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.dropout = dropout
-        self.max_sequence_length = max_sequence_length
-
-    def _embed(self, inputs, layers):
-        tokens = layers["token_embedding"](inputs["token_ids"])
-        x = tokens + layers["position_embedding"](tokens)
-        x = layers["embeddings_layer_norm"](x)
-        return layers["embeddings_dropout"](x)
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
-            "vocabulary_size": self.vocabulary_size,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "hidden_dim": self.hidden_dim,
-            "intermediate_dim": self.intermediate_dim,
-            "dropout": self.dropout,
-            "max_sequence_length": self.max_sequence_length,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        config = dict(
+            vocabulary_size=vocabulary_size, num_layers=num_layers, num_heads=num_heads, hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim, dropout=dropout, max_sequence_length=max_sequence_length,
+        )
+        self._build(config, {}, dtype, kwargs)
