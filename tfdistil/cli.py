@@ -4,14 +4,41 @@ import dataclasses
 import sys
 
 
+FLAG_HELP = {
+    "name": "run name: outputs go to RUNS_DIR/NAME",
+    "runs_dir": "folder of all runs",
+    "precision": "dtype policy; auto picks the fast, safe one for the device",
+    "seed": "random seed (data order, initialisation)",
+    "vocabulary_size": "size of the WordPiece vocabulary learned from the training text",
+    "sequence_length": "tokens per example, [CLS] and [SEP] included",
+    "teacher_preset": "size preset of the BERT teacher",
+    "teacher_num_layers": "teacher depth (overrides the preset); the student gets half",
+    "teacher_epochs": "teacher training epochs",
+    "student_epochs": "epochs of each student",
+    "batch_size": "examples per batch",
+    "teacher_learning_rate": "peak AdamW learning rate of the teacher",
+    "student_learning_rate": "peak AdamW learning rate of the students",
+    "alpha": "weight of the hard-label loss; the soft loss gets 1 - alpha",
+    "temperature": "softmax temperature of the soft targets",
+    "hidden_cosine_weight": "weight of DistilBERT's hidden-state cosine loss",
+    "patience": "early-stopping patience in epochs (best weights restored)",
+    "verbose": "Keras fit verbosity (0 silent, 1 progress bar, 2 one line per epoch)",
+}
+
+
 def _add_default_run_args(parser):
     from tfdistil.recipes import DefaultRunConfig
 
     defaults = DefaultRunConfig()
+    from tfdistil.training.precision import POLICIES
+
+    choices = {"precision": POLICIES + ("auto",)}
     for field in dataclasses.fields(DefaultRunConfig):
         flag = "--" + field.name.replace("_", "-")
-        parser.add_argument(flag, type=type(getattr(defaults, field.name)), default=getattr(defaults, field.name),
-                            help=f"(default: {getattr(defaults, field.name)})")
+        default = getattr(defaults, field.name)
+        help_text = FLAG_HELP.get(field.name, "")
+        parser.add_argument(flag, type=type(default), default=default, choices=choices.get(field.name),
+                            help=f"{help_text} (default: {default})".strip())
 
 
 def build_parser():

@@ -24,9 +24,15 @@ def accuracy(model, dataset):
 def size_on_disk_mb(model):
     """Size of the model's weights file (`.weights.h5`) in MB (10^6 bytes): the part that
     scales with the model, without optimizer state."""
+    import keras
+
+    # `model.save_weights` also writes the optimizer's slots once the model has been
+    # compiled and trained (AdamW: twice the weights); a functional view sharing the
+    # layers has no optimizer.
+    weights_only = keras.Model(inputs=model.input, outputs=model.output)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.weights.h5")
-        model.save_weights(path)
+        weights_only.save_weights(path)
         return os.path.getsize(path) / 1e6
 
 

@@ -83,16 +83,29 @@ def distill_default(config=None):
     keras.utils.set_random_seed(config.seed)
     policy, reason = resolve_precision(config.precision)
     print(f"[tfdistil] precision: {policy} ({reason})")
+    callers_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
         return _distill_default(config, run_dir, policy, reason, start)
     finally:
-        keras.config.set_dtype_policy("float32")
+        keras.config.set_dtype_policy(callers_policy)
 
 
 def _distill_default(config, run_dir, policy, reason, start):
-    with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
-        json.dump(dict(dataclasses.asdict(config), resolved_precision=policy), f, indent=2)
+    config_path = os.path.join(run_dir, "config.json")
+    run_config = dict(dataclasses.asdict(config), resolved_precision=policy)
+    same_run = False
+    if os.path.exists(config_path):
+        # Where the run lives and how it talks do not change what it trains.
+        ignore = ("runs_dir", "name", "verbose")
+        with open(config_path, encoding="utf-8") as f:
+            previous = {k: v for k, v in json.load(f).items() if k not in ignore}
+        same_run = previous == {k: v for k, v in run_config.items() if k not in ignore}
+    with open(config_path, "w", encoding="utf-8") as f:
+        json.dump(run_config, f, indent=2)
+    models_dir = os.path.join(run_dir, "models")
+    os.makedirs(models_dir, exist_ok=True)
+    teacher_path = os.path.join(models_dir, "teacher.keras")
 
     train, dev = load_sentiment_dataset("train"), load_sentiment_dataset("dev")
     print(f"[tfdistil] data: {len(train)} train / {len(dev)} dev sentences, labels {train.label_names}")
@@ -103,19 +116,34 @@ def _distill_default(config, run_dir, policy, reason, start):
     dev_ds = make_classification_dataset(dev, tokenizer, config.batch_size)
     steps_per_epoch = count_batches(train_ds)
 
-    teacher_bb = BertBackbone.from_preset(
-        config.teacher_preset, vocabulary_size=len(vocab), max_sequence_length=config.sequence_length,
-        num_layers=config.teacher_num_layers,
-    )
-    teacher = TextClassifier(teacher_bb, num_classes=train.num_classes, name="teacher")
-    print(
-        f"[tfdistil] teacher: {config.teacher_preset} with {teacher_bb.num_layers} layers, "
-        f"{teacher.count_params():,} parameters"
-    )
-    histories = {"teacher": _fit_plain(
-        teacher, train_ds, dev_ds, config.teacher_epochs, steps_per_epoch, config.teacher_learning_rate,
-        run_dir, "teacher", config.verbose, config.patience,
-    )}
+    history_path = os.path.join(run_dir, "teacher_history.json")
+    if same_run and os.path.exists(teacher_path) and os.path.exists(history_path):
+        # An interrupted run of the same config: the teacher finished; keep it.
+        teacher = keras.models.load_model(teacher_path)
+        with open(history_path, encoding="utf-8") as f:
+            histories = {"teacher": json.load(f)}
+        print(f"[tfdistil] teacher: reusing {teacher_path} from the interrupted run")
+    else:
+        teacher_bb = BertBackbone.from_preset(
+            config.teacher_preset, vocabulary_size=len(vocab), max_sequence_length=config.sequence_length,
+            num_layers=config.teacher_num_layers,
+        )
+        teacher = TextClassifier(teacher_bb, num_classes=train.num_classes, name="teacher")
+        print(
+            f"[tfdistil] teacher: {config.teacher_preset} with {teacher_bb.num_layers} layers, "
+            f"{teacher.count_params():,} parameters"
+        )
+        history = _fit_plain(
+            teacher, train_ds, dev_ds, config.teacher_epochs, steps_per_epoch, config.teacher_learning_rate,
+            run_dir, "teacher", config.verbose, config.patience,
+        )
+        histories = {"teacher": {k: [float(v) for v in vals] for k, vals in history.items()}}
+        # Saved now, trainable (the Distiller freezes it) and before the students start,
+        # so an interrupted run does not train it again.
+        teacher.save(teacher_path)
+        with open(history_path, "w", encoding="utf-8") as f:
+            json.dump(histories["teacher"], f)
+    teacher_bb = teacher.backbone
 
     def make_student(name):
         backbone = DistilBertBackbone(
@@ -148,12 +176,11 @@ def _distill_default(config, run_dir, policy, reason, start):
         "student_hard_labels", config.verbose, config.patience,
     )
 
-    models_dir = os.path.join(run_dir, "models")
-    os.makedirs(models_dir, exist_ok=True)
     rows = []
     for label, model in (("teacher", teacher), ("student (distilled)", student),
                          ("student (hard labels)", hard_student)):
-        model.save(os.path.join(models_dir, f"{model.name}.keras"))
+        if model is not teacher:
+            model.save(os.path.join(models_dir, f"{model.name}.keras"))
         rows.append(_model_row(label, model, dev_ds, config.sequence_length))
     for row in rows:
         row["speedup_batch32"] = rows[0]["latency_ms_batch32"] / row["latency_ms_batch32"]

@@ -6,8 +6,9 @@ import keras
 
 def run_callbacks(run_dir, name, monitor="val_accuracy", mode="max", patience=None, backup=True):
     """TensorBoard logs in `run_dir/logs/<name>`, `BackupAndRestore` in
-    `run_dir/backup/<name>` (a killed run resumes mid-epoch), and with `patience` early
-    stopping on `monitor` with the best weights restored."""
+    `run_dir/backup/<name>` (saved every epoch: a killed run resumes after its last
+    completed epoch), and with `patience` early stopping on `monitor` with the best
+    weights restored."""
     callbacks = [
         keras.callbacks.TensorBoard(
             log_dir=os.path.join(run_dir, "logs", name), update_freq="epoch", write_graph=False

@@ -43,12 +43,34 @@ class LinearWarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+@keras.saving.register_keras_serializable(package="tfdistil")
+class AdamW(keras.optimizers.AdamW):
+    """Keras' AdamW whose weight-decay exclusions are part of its config.
+
+    Keras keeps `exclude_from_weight_decay(...)` out of `get_config`, so a compiled model
+    saved as `.keras` and reloaded would decay biases and LayerNorm again.
+
+    Args:
+        exclude_from_weight_decay_names: substrings (regexes) of variable names that get
+            no weight decay.
+        **kwargs: `keras.optimizers.AdamW` arguments.
+    """
+
+    def __init__(self, exclude_from_weight_decay_names=NO_DECAY, **kwargs):
+        super().__init__(**kwargs)
+        self.exclude_from_weight_decay_names = tuple(exclude_from_weight_decay_names)
+        if self.exclude_from_weight_decay_names:
+            self.exclude_from_weight_decay(var_names=list(self.exclude_from_weight_decay_names))
+
+    def get_config(self):
+        return dict(super().get_config(), exclude_from_weight_decay_names=list(self.exclude_from_weight_decay_names))
+
+
 def make_optimizer(learning_rate, total_steps, warmup_ratio=0.1, weight_decay=0.01, clipnorm=1.0):
     """AdamW (eps 1e-6 as BERT) over `LinearWarmupDecay`, no decay on LayerNorm and
     biases, gradients clipped to global norm `clipnorm` (None: off)."""
     schedule = LinearWarmupDecay(learning_rate, total_steps, int(round(warmup_ratio * total_steps)))
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-6, global_clipnorm=clipnorm
+    return AdamW(
+        learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-6, global_clipnorm=clipnorm,
+        exclude_from_weight_decay_names=NO_DECAY,
     )
-    optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY))
-    return optimizer
