@@ -54,7 +54,8 @@ def run(policy, batch, seq, repeats, jit):
     distiller.make_train_function()
     distill_fn = distiller.train_function
 
-    student_only = keras.models.clone_model(student)
+    student_only = TextClassifier(DistilBertBackbone.from_preset("distilbert_base"), 2)
+    student_only.set_weights(student.get_weights())
     student_only.compile(
         optimizer=keras.optimizers.AdamW(1e-5),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit,
