@@ -57,7 +57,7 @@ def count_batches(dataset):
 def _fit_plain(model, train_ds, dev_ds, epochs, steps_per_epoch, lr, run_dir, name, verbose, patience):
     model.compile(optimizer=make_optimizer(lr, epochs * steps_per_epoch), loss=_sparse_ce(), metrics=["accuracy"])
     history = model.fit(
-        train_ds, validation_data=dev_ds, epochs=epochs, verbose=verbose,
+        train_ds, validation_data=dev_ds, epochs=epochs, verbose=verbose, shuffle=False,  # tf.data shuffles
         callbacks=run_callbacks(run_dir, name, patience=patience),
     )
     return history.history
@@ -167,7 +167,7 @@ def _distill_default(config, run_dir, policy, reason, start):
         metrics=["accuracy"],
     )
     h = distiller.fit(
-        train_ds, validation_data=dev_ds, epochs=config.student_epochs, verbose=config.verbose,
+        train_ds, validation_data=dev_ds, epochs=config.student_epochs, verbose=config.verbose, shuffle=False,
         callbacks=run_callbacks(run_dir, "student_distilled", patience=config.patience),
     )
     histories["student (distilled)"] = h.history
