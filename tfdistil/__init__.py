@@ -10,5 +10,6 @@ from tfdistil import convert  # noqa: E402
 from tfdistil import distillation  # noqa: E402
 from tfdistil import training  # noqa: E402
 from tfdistil import data  # noqa: E402
+from tfdistil import export  # noqa: E402
 
 __version__ = "0.1.0"
