@@ -1,6 +1,17 @@
-"""`tfdistil` on the command line. Thin: parses arguments, then calls the library."""
+"""`tfdistil` on the command line. Thin: parses arguments, then calls the library.
+
+    tfdistil finetune --train FILE --dev FILE (--hf PATH | --preset NAME [--vocabulary vocab.txt])
+    tfdistil distill  [--teacher RUN_DIR --train FILE --dev FILE [--student-layers N]]
+    tfdistil evaluate --run RUN_DIR [--model NAME] --data FILE
+    tfdistil predict  --run RUN_DIR [--model NAME] [TEXT ...]
+
+User errors (a missing file or run folder, a bad data file, a bad --config) print one line
+on stderr and give exit code 2.
+"""
 import argparse
 import dataclasses
+import json
+import os
 import sys
 
 
@@ -24,44 +35,312 @@ FLAG_HELP = {
     "patience": "early-stopping patience in epochs (best weights restored)",
     "verbose": "Keras fit verbosity (0 silent, 1 progress bar, 2 one line per epoch)",
 }
+# Flags of the embedded default run that a run on the user's data (--teacher ...) does not use.
+DEFAULT_RUN_ONLY = ("vocabulary_size", "sequence_length", "teacher_preset", "teacher_num_layers", "teacher_epochs",
+                    "teacher_learning_rate")
+# Extra spellings of a flag.
+ALIASES = {"student_epochs": ["--epochs"]}
+DISTILL_DATA_ARGS = ("teacher", "train", "dev", "student_layers")
+
+
+class UsageError(ValueError):
+    """A user error found after parsing (a bad --config, a missing required option)."""
+
+
+class _Unset:
+    """Marks an option the command line did not give (so --config can fill it)."""
+
+    def __repr__(self):
+        return "<unset>"
+
+
+_UNSET = _Unset()
+
+
+def _precision_choices():
+    from tfdistil.training.precision import POLICIES
+
+    return POLICIES + ("auto",)
 
 
 def _add_default_run_args(parser):
     from tfdistil.recipes import DefaultRunConfig
 
     defaults = DefaultRunConfig()
-    from tfdistil.training.precision import POLICIES
-
-    choices = {"precision": POLICIES + ("auto",)}
+    choices = {"precision": _precision_choices()}
     for field in dataclasses.fields(DefaultRunConfig):
-        flag = "--" + field.name.replace("_", "-")
+        flags = ["--" + field.name.replace("_", "-"), *ALIASES.get(field.name, [])]
         default = getattr(defaults, field.name)
         help_text = FLAG_HELP.get(field.name, "")
-        parser.add_argument(flag, type=type(default), default=default, choices=choices.get(field.name),
-                            help=f"{help_text} (default: {default})".strip())
+        if field.name in DEFAULT_RUN_ONLY:
+            help_text += "; default run only"
+        parser.add_argument(*flags, dest=field.name, type=type(default), default=default,
+                            choices=choices.get(field.name), help=f"{help_text} (default: {default})".strip())
 
 
-def build_parser():
+def _add_column_args(parser):
+    parser.add_argument("--text-column", default=None,
+                        help="column (JSON key) of the text; default: the first of sentence, content, text "
+                        "(GLUE SST-2 TSV is detected)")
+    parser.add_argument("--text-pair-column", default=None, help="column of the second text (sentence pairs)")
+    parser.add_argument("--label-column", default="label", help="column of the label (default: label)")
+
+
+def _add_config_arg(parser):
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="YAML or JSON file whose keys are long option names with underscores "
+                        "(e.g. batch_size: 16); flags given on the command line override it")
+
+
+def _add_finetune_args(p):
+    from tfdistil.jobs import FinetuneConfig
+    from tfdistil.models import PRESETS
+
+    d = FinetuneConfig(train="", dev="")
+    p.add_argument("--train", default=None, metavar="FILE", help="labelled training file (.csv, .tsv, .jsonl)")
+    p.add_argument("--dev", default=None, metavar="FILE", help="labelled dev file: early stopping and report")
+    _add_column_args(p)
+    p.add_argument("--hf", default=None, metavar="PATH",
+                   help="local Hugging Face BERT/DistilBERT folder to fine-tune (gets a new classification head)")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help="train this size from scratch instead of --hf")
+    p.add_argument("--vocabulary", default=None, metavar="VOCAB_TXT",
+                   help="vocab.txt for --preset; default: learn one from the training text")
+    p.add_argument("--vocabulary-size", type=int, default=d.vocabulary_size,
+                   help=f"size of the learned vocabulary (--preset without --vocabulary; default: {d.vocabulary_size})")
+    p.add_argument("--num-layers", type=int, default=None, help="depth of the --preset model (default: the preset's)")
+    p.add_argument("--name", default=d.name, help=f"{FLAG_HELP['name']} (default: {d.name})")
+    p.add_argument("--runs-dir", default=d.runs_dir, help=f"{FLAG_HELP['runs_dir']} (default: {d.runs_dir})")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"maximum training epochs (default: {d.epochs})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"examples per batch (default: {d.batch_size})")
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="peak AdamW learning rate (default: 5e-5 with --hf, 5e-4 with --preset)")
+    p.add_argument("--sequence-length", type=int, default=d.sequence_length,
+                   help=f"{FLAG_HELP['sequence_length']} (default: {d.sequence_length})")
+    p.add_argument("--precision", default=d.precision, choices=_precision_choices(),
+                   help=f"{FLAG_HELP['precision']} (default: {d.precision})")
+    p.add_argument("--patience", type=int, default=d.patience,
+                   help=f"early stopping on dev accuracy, best weights restored (default: {d.patience})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"{FLAG_HELP['seed']} (default: {d.seed})")
+    p.add_argument("--verbose", type=int, default=d.verbose, help=f"{FLAG_HELP['verbose']} (default: {d.verbose})")
+    _add_config_arg(p)
+
+
+def _add_distill_args(p):
+    p.add_argument("--teacher", default=None, metavar="RUN_DIR", help="run folder of a `tfdistil finetune` teacher")
+    p.add_argument("--train", default=None, metavar="FILE", help="labelled training file (with --teacher)")
+    p.add_argument("--dev", default=None, metavar="FILE", help="labelled dev file (with --teacher)")
+    p.add_argument("--student-layers", type=int, default=None,
+                   help="layers of the DistilBERT student (with --teacher; default: half the teacher's)")
+    _add_column_args(p)
+    _add_default_run_args(p)
+    _add_config_arg(p)
+
+
+def _add_model_args(p):
+    p.add_argument("--run", default=None, metavar="RUN_DIR", help="run folder (runs/<name>)")
+    p.add_argument("--model", default=None,
+                   help="model of the run (models/<model>.keras); default: model, else student_distilled")
+    p.add_argument("--batch-size", type=int, default=32, help="examples per batch (default: 32)")
+
+
+def _add_evaluate_args(p):
+    _add_model_args(p)
+    p.add_argument("--data", default=None, metavar="FILE", help="labelled file to evaluate on")
+    _add_column_args(p)
+    p.add_argument("--output", default=None, metavar="JSON",
+                   help="where to write the result (default: RUN_DIR/evaluation_<model>_<file>.json)")
+
+
+def _add_predict_args(p):
+    _add_model_args(p)
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to label; none: one text a line from stdin")
+
+
+COMMANDS = {
+    "finetune": (
+        "Fine-tune a text classifier teacher (a local Hugging Face checkpoint, or a preset from scratch) "
+        "on your labelled files.",
+        _add_finetune_args,
+    ),
+    "distill": (
+        "Distil a student from a teacher. With no data arguments: the embedded default run "
+        "(teacher from scratch on the built-in sentiment data, student with half its layers). "
+        "With --teacher RUN_DIR --train FILE --dev FILE: a DistilBERT student of a fine-tuned teacher.",
+        _add_distill_args,
+    ),
+    "evaluate": ("Accuracy and confusion matrix of a saved model on a labelled file.", _add_evaluate_args),
+    "predict": ("Labels and probabilities of texts (arguments, or stdin one a line): label<TAB>probability<TAB>text.",
+                _add_predict_args),
+}
+REQUIRED = {"finetune": ("train", "dev"), "evaluate": ("run", "data"), "predict": ("run",)}
+
+
+def _build():
     parser = argparse.ArgumentParser(
         prog="tfdistil", description="Distil BERT into smaller, faster students (Keras 3 / TensorFlow)."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    distill = sub.add_parser(
-        "distill",
-        help="Distil a student from a teacher. With no data arguments: the embedded default run "
-        "(teacher from scratch on the built-in sentiment data, student with half its layers).",
+    commands = {}
+    for name, (help_text, add_args) in COMMANDS.items():
+        commands[name] = sub.add_parser(name, help=help_text, description=help_text)
+        add_args(commands[name])
+    return parser, commands
+
+
+def build_parser():
+    return _build()[0]
+
+
+# ----------------------------------------------------------------------------- --config
+
+
+def _options(parser):
+    return {a.dest: a for a in parser._actions if a.dest not in (argparse.SUPPRESS, "help") and a.option_strings}
+
+
+def load_config_file(path, parser):
+    """{dest: value} of a YAML/JSON --config file, checked against `parser`'s options."""
+    if not os.path.isfile(path):
+        raise UsageError(f"config file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        if path.lower().endswith(".json"):
+            values = json.loads(text)
+        else:
+            import yaml
+
+            values = yaml.safe_load(text)
+    except Exception as error:  # noqa: BLE001 - any parse error is the file's fault
+        message = " ".join(str(error).split())
+        raise UsageError(f"config file {path}: cannot parse it: {message}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise UsageError(f"config file {path}: expected a mapping of option names to values, "
+                         f"got {type(values).__name__}")
+    options = {k: a for k, a in _options(parser).items() if k != "config"}
+    values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    unknown = sorted(k for k in values if k not in options)
+    if unknown:
+        raise UsageError(f"config file {path}: unknown keys {unknown}; known keys: {sorted(options)}")
+    checked = {}
+    for key, value in values.items():
+        action = options[key]
+        if value is not None and action.type is not None:
+            if isinstance(value, (dict, list, bool)):
+                raise UsageError(f"config file {path}: {key}: expected one {action.type.__name__}, got {value!r}")
+            try:
+                value = action.type(str(value))
+            except (TypeError, ValueError):
+                raise UsageError(f"config file {path}: {key}: invalid {action.type.__name__} value {value!r}") from None
+        elif value is not None and not isinstance(value, str):
+            raise UsageError(f"config file {path}: {key}: expected a string, got {value!r}")
+        if action.choices is not None and value not in action.choices:
+            raise UsageError(f"config file {path}: {key}: {value!r} is not one of {list(action.choices)}")
+        checked[key] = value
+    return checked
+
+
+def _parse(parser, argv):
+    """(values, given): every option's value (defaults < --config file < command line), and the
+    names the command line or the config file set."""
+    actions = [a for a in parser._actions if a.dest not in (argparse.SUPPRESS, "help")]
+    # argparse fills in a default only for names the namespace lacks: pre-filled with _UNSET,
+    # what is still _UNSET afterwards was not on the command line.
+    namespace = argparse.Namespace(**{a.dest: _UNSET for a in actions})
+    parser.parse_args(argv, namespace=namespace)
+    explicit = {k: v for k, v in vars(namespace).items() if v is not _UNSET}
+    from_file = load_config_file(explicit["config"], parser) if explicit.get("config") else {}
+    values = {a.dest: a.default for a in actions}
+    values.update(from_file)
+    values.update(explicit)
+    return values, set(from_file) | set(explicit)
+
+
+def _require(values, names):
+    missing = ["--" + n.replace("_", "-") for n in names if values.get(n) is None]
+    if missing:
+        raise UsageError(f"the following arguments are required: {', '.join(missing)}")
+
+
+def _fields(cls, values):
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _finetune(values, given):
+    from tfdistil.jobs import FinetuneConfig, finetune
+
+    _require(values, REQUIRED["finetune"])
+    finetune(_fields(FinetuneConfig, values))
+
+
+def _distill(values, given):
+    if not any(values.get(k) is not None for k in DISTILL_DATA_ARGS):
+        from tfdistil.recipes import DefaultRunConfig, distill_default
+
+        distill_default(_fields(DefaultRunConfig, values))
+        return
+    from tfdistil.jobs import DistillConfig, distill_from_run
+
+    _require(values, ("teacher", "train", "dev"))
+    if "name" not in given:
+        values["name"] = os.path.basename(os.path.normpath(values["teacher"])) + "_distilled"
+    distill_from_run(_fields(DistillConfig, values))
+
+
+def _evaluate(values, given):
+    from tfdistil.jobs import evaluate_run
+
+    _require(values, REQUIRED["evaluate"])
+    result = evaluate_run(
+        values["run"], values["data"], model=values["model"], text_column=values["text_column"],
+        text_pair_column=values["text_pair_column"], label_column=values["label_column"],
+        batch_size=values["batch_size"], output=values["output"],
     )
-    _add_default_run_args(distill)
-    return parser
+    print(json.dumps(result, indent=2))
+
+
+def _predict(values, given):
+    from tfdistil.jobs import predict_run
+
+    _require(values, REQUIRED["predict"])
+    texts = list(values["texts"] or [])
+    if not texts:
+        texts = [line.rstrip("\r\n") for line in sys.stdin]
+        texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise UsageError("no texts to label: give them as arguments or one a line on stdin")
+    for text, (label, probability) in zip(texts, predict_run(values["run"], texts, model=values["model"],
+                                                            batch_size=values["batch_size"])):
+        print(f"{label}\t{probability:.4f}\t{text}")
+
+
+HANDLERS = {"finetune": _finetune, "distill": _distill, "evaluate": _evaluate, "predict": _predict}
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.command == "distill":
-        from tfdistil.recipes import DefaultRunConfig, distill_default
+    from tfdistil.data import DataError
+    from tfdistil.jobs import RunError
 
-        fields = {f.name for f in dataclasses.fields(DefaultRunConfig)}
-        distill_default(DefaultRunConfig(**{k: v for k, v in vars(args).items() if k in fields}))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, commands = _build()
+    if not argv or argv[0] not in commands:
+        parser.parse_args(argv)  # top-level --help, or an error naming the valid commands
+        return 2
+    command = argv[0]
+    try:
+        values, given = _parse(commands[command], argv[1:])
+        HANDLERS[command](values, given)
+    except (UsageError, RunError, DataError) as error:
+        message = " ".join(str(error).split())  # one line
+        print(f"tfdistil {command}: error: {message}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -143,15 +143,34 @@ def _distill_default(config, run_dir, policy, reason, start):
         teacher.save(teacher_path)
         with open(history_path, "w", encoding="utf-8") as f:
             json.dump(histories["teacher"], f)
+    student_layers = max(teacher.backbone.num_layers // 2, 1)
+    return distil_students(
+        teacher, student_layers, train_ds, dev_ds, dev.label_names, len(dev), steps_per_epoch, histories,
+        config, run_dir, policy, reason, start, sequence_length=config.sequence_length,
+    )
+
+
+def distil_students(teacher, student_layers, train_ds, dev_ds, label_names, dev_examples, steps_per_epoch,
+                    histories, config, run_dir, policy, reason, start, sequence_length):
+    """A DistilBERT student of `student_layers` layers initialised from `teacher` (default
+    layer map), distilled from it, the same student trained on hard labels alone, and the
+    report comparing the three (report.json/md, plots, models/student_*.keras).
+
+    `config` gives the student settings (`student_epochs`, `student_learning_rate`, `alpha`,
+    `temperature`, `hidden_cosine_weight`, `patience`, `verbose`, `name`); `histories` holds the
+    teacher's training history when it is known; the teacher is not saved here."""
+    models_dir = os.path.join(run_dir, "models")
+    os.makedirs(models_dir, exist_ok=True)
     teacher_bb = teacher.backbone
+    num_classes = len(label_names)
 
     def make_student(name):
         backbone = DistilBertBackbone(
-            vocabulary_size=len(vocab), num_layers=max(teacher_bb.num_layers // 2, 1),
+            vocabulary_size=teacher_bb.vocabulary_size, num_layers=student_layers,
             num_heads=teacher_bb.num_heads, hidden_dim=teacher_bb.hidden_dim,
-            intermediate_dim=teacher_bb.intermediate_dim, max_sequence_length=config.sequence_length,
+            intermediate_dim=teacher_bb.intermediate_dim, max_sequence_length=sequence_length,
         )
-        student = TextClassifier(backbone, num_classes=train.num_classes, name=name)
+        student = TextClassifier(backbone, num_classes=num_classes, name=name)
         layer_map = init_student_from_teacher(student, teacher)
         return student, layer_map
 
@@ -181,7 +200,7 @@ def _distill_default(config, run_dir, policy, reason, start):
                          ("student (hard labels)", hard_student)):
         if model is not teacher:
             model.save(os.path.join(models_dir, f"{model.name}.keras"))
-        rows.append(_model_row(label, model, dev_ds, config.sequence_length))
+        rows.append(_model_row(label, model, dev_ds, sequence_length))
     for row in rows:
         row["speedup_batch32"] = rows[0]["latency_ms_batch32"] / row["latency_ms_batch32"]
         row["speedup_batch1"] = rows[0]["latency_ms_batch1"] / row["latency_ms_batch1"]
@@ -190,7 +209,7 @@ def _distill_default(config, run_dir, policy, reason, start):
     reporting.plot_accuracy_vs_latency(rows, os.path.join(run_dir, "accuracy_vs_latency.png"))
     y_true, y_pred = evaluation.predict_labels(student, dev_ds)
     reporting.plot_confusion_matrix(
-        y_true, y_pred, dev.label_names, os.path.join(run_dir, "confusion_matrix.png"),
+        y_true, y_pred, label_names, os.path.join(run_dir, "confusion_matrix.png"),
         title="distilled student, dev",
     )
     teacher_acc, distilled_acc, hard_acc = (r["accuracy"] for r in rows)
@@ -202,7 +221,7 @@ def _distill_default(config, run_dir, policy, reason, start):
         ),
         "precision": policy,
         "precision_reason": reason,
-        "dev_examples": len(dev),
+        "dev_examples": dev_examples,
         "layer_map": layer_map,
         "models": rows,
         "histories": {k: {m: [float(v) for v in vals] for m, vals in hist.items()} for k, hist in histories.items()},

@@ -1,0 +1,112 @@
+"""A run folder: what evaluate/predict/distill need to use a model trained earlier.
+
+    runs/<name>/
+      config.json            the job's settings
+      vocab.txt              the WordPiece vocabulary
+      tokenizer.json         the other `WordPieceTokenizer` arguments (lowercase, sequence_length, ...)
+      label_names.json       label strings, in the model's output order
+      models/<model>.keras   the trained model(s)
+      report.json            results
+"""
+import json
+import os
+
+from tfdistil.text import WordPieceTokenizer, save_vocabulary
+
+TOKENIZER_FILE = "tokenizer.json"
+LABEL_NAMES_FILE = "label_names.json"
+# What `--model` means when it is not given: the fine-tuned model, else the distilled student.
+DEFAULT_MODELS = ("model", "student_distilled")
+_TOKENIZER_SETTINGS = ("lowercase", "strip_accents", "sequence_length", "pad_to_sequence_length",
+                       "cls_token", "sep_token", "pad_token", "unk_token", "mask_token")
+
+
+class RunError(ValueError):
+    """A run folder (or a model in it) is missing or incomplete: a user error."""
+
+
+def check_run_dir(run_dir):
+    if not os.path.isdir(run_dir):
+        raise RunError(f"run directory not found: {run_dir}")
+    return run_dir
+
+
+def _read_json(path, what):
+    if not os.path.isfile(path):
+        raise RunError(f"{what} not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_json(path, value):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2)
+
+
+def save_run_tokenizer(tokenizer, run_dir):
+    """vocab.txt and tokenizer.json (the settings that rebuild `tokenizer` with the vocabulary)."""
+    save_vocabulary(tokenizer.get_vocabulary(), os.path.join(run_dir, "vocab.txt"))
+    config = tokenizer.get_config()
+    write_json(os.path.join(run_dir, TOKENIZER_FILE), {k: config[k] for k in _TOKENIZER_SETTINGS})
+
+
+def load_run_tokenizer(run_dir):
+    """The run's WordPieceTokenizer. A run without tokenizer.json (the embedded default run)
+    gets the defaults with config.json's `sequence_length`."""
+    check_run_dir(run_dir)
+    vocab_path = os.path.join(run_dir, "vocab.txt")
+    if not os.path.isfile(vocab_path):
+        raise RunError(f"vocabulary not found: {vocab_path}")
+    settings_path = os.path.join(run_dir, TOKENIZER_FILE)
+    if os.path.isfile(settings_path):
+        settings = _read_json(settings_path, "tokenizer settings")
+    else:
+        config = _read_json(os.path.join(run_dir, "config.json"), "run configuration")
+        settings = {"sequence_length": int(config["sequence_length"]), "pad_to_sequence_length": False}
+    return WordPieceTokenizer(vocab_path, **settings)
+
+
+def save_run_label_names(label_names, run_dir):
+    write_json(os.path.join(run_dir, LABEL_NAMES_FILE), list(label_names))
+
+
+def load_run_label_names(run_dir):
+    """label_names.json; the embedded default run (sentiment data) has none and gets its labels."""
+    check_run_dir(run_dir)
+    path = os.path.join(run_dir, LABEL_NAMES_FILE)
+    if not os.path.isfile(path) and os.path.isfile(os.path.join(run_dir, "models", "teacher.keras")):
+        from tfdistil.data import SENTIMENT_LABEL_NAMES
+
+        return list(SENTIMENT_LABEL_NAMES)
+    return _read_json(path, "label names")
+
+
+def run_model_names(run_dir):
+    models_dir = os.path.join(run_dir, "models")
+    if not os.path.isdir(models_dir):
+        return []
+    return sorted(f[: -len(".keras")] for f in os.listdir(models_dir) if f.endswith(".keras"))
+
+
+def resolve_model_name(run_dir, model=None):
+    """`model` if the run has it, else the run's default model; RunError listing what it has."""
+    check_run_dir(run_dir)
+    available = run_model_names(run_dir)
+    if model is None:
+        for name in DEFAULT_MODELS:
+            if name in available:
+                return name
+        if len(available) == 1:
+            return available[0]
+        raise RunError(f"{run_dir}: no model to choose by default; pass --model, one of {available}")
+    if model not in available:
+        raise RunError(f"model {model!r} not found in {os.path.join(run_dir, 'models')}; models: {available}")
+    return model
+
+
+def load_run_model(run_dir, model=None):
+    """(model name, keras model) of a run."""
+    import keras
+
+    name = resolve_model_name(run_dir, model)
+    return name, keras.models.load_model(os.path.join(run_dir, "models", f"{name}.keras"))
