@@ -4,6 +4,8 @@
     tfdistil distill  [--teacher RUN_DIR --train FILE --dev FILE [--student-layers N]]
     tfdistil evaluate --run RUN_DIR [--model NAME] --data FILE
     tfdistil predict  --run RUN_DIR [--model NAME] [TEXT ...]
+    tfdistil export   --run RUN_DIR [--model NAME] [--format saved_model|tflite|hf] [--out DIR] [--name NAME]
+                      [--version N] [--quantize float32|float16|int8] [--sequence-length N]
 
 User errors (a missing file or run folder, a bad data file, a bad --config) print one line
 on stderr and give exit code 2.
@@ -157,6 +159,26 @@ def _add_predict_args(p):
     p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to label; none: one text a line from stdin")
 
 
+def _add_export_args(p):
+    p.add_argument("--run", default=None, metavar="RUN_DIR", help="run folder (runs/<name>)")
+    p.add_argument("--model", default=None,
+                   help="model of the run (models/<model>.keras); default: model, else student_distilled")
+    p.add_argument("--format", default="saved_model", choices=("saved_model", "tflite", "hf"),
+                   help="saved_model: TF Serving layout, raw text in (OUT/NAME/<version>); tflite: OUT/NAME.tflite, "
+                   "token ids in, builtin ops only; hf: a Hugging Face folder at OUT for transformers "
+                   "(default: saved_model)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: saved_models for saved_model; exports for tflite; "
+                   "exports/NAME_hf for hf)")
+    p.add_argument("--name", default=None, help="model name in OUT (default: the run folder's name)")
+    p.add_argument("--version", type=int, default=None,
+                   help="saved_model version to write (default: the next one); never overwritten")
+    p.add_argument("--quantize", default="float32", choices=("float32", "float16", "int8"),
+                   help="tflite weights: float32, float16, or int8 dynamic range (default: float32)")
+    p.add_argument("--sequence-length", type=int, default=None,
+                   help="tflite: fixed tokens per input (default: the run tokenizer's sequence_length)")
+
+
 COMMANDS = {
     "finetune": (
         "Fine-tune a text classifier teacher (a local Hugging Face checkpoint, or a preset from scratch) "
@@ -172,8 +194,10 @@ COMMANDS = {
     "evaluate": ("Accuracy and confusion matrix of a saved model on a labelled file.", _add_evaluate_args),
     "predict": ("Labels and probabilities of texts (arguments, or stdin one a line): label<TAB>probability<TAB>text.",
                 _add_predict_args),
+    "export": ("Export a run's model: a TF Serving SavedModel, a TFLite file, or a Hugging Face folder.",
+               _add_export_args),
 }
-REQUIRED = {"finetune": ("train", "dev"), "evaluate": ("run", "data"), "predict": ("run",)}
+REQUIRED = {"finetune": ("train", "dev"), "evaluate": ("run", "data"), "predict": ("run",), "export": ("run",)}
 
 
 def _build():
@@ -321,7 +345,19 @@ def _predict(values, given):
         print(f"{label}\t{probability:.4f}\t{text}")
 
 
-HANDLERS = {"finetune": _finetune, "distill": _distill, "evaluate": _evaluate, "predict": _predict}
+def _export(values, given):
+    from tfdistil.jobs.export import export_run
+
+    _require(values, REQUIRED["export"])
+    path = export_run(
+        values["run"], format=values["format"], model=values["model"], out=values["out"], name=values["name"],
+        version=values["version"], quantize=values["quantize"], sequence_length=values["sequence_length"],
+    )
+    print(f"[tfdistil] exported {values['format']}: {path}")
+
+
+HANDLERS = {"finetune": _finetune, "distill": _distill, "evaluate": _evaluate, "predict": _predict,
+            "export": _export}
 
 
 def main(argv=None):
