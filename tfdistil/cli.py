@@ -94,6 +94,14 @@ def _add_config_arg(parser):
                         "(e.g. batch_size: 16); flags given on the command line override it")
 
 
+def _add_task_args(p):
+    p.add_argument("--task", default="classification", choices=("classification", "ner"),
+                   help="classification: a label a text (.csv/.tsv/.jsonl); ner: a tag a word (CoNLL: "
+                   "'TOKEN TAG' a line, blank line between sentences) (default: classification)")
+    p.add_argument("--tag-column", type=int, default=1,
+                   help="--task ner: 0-based column of the tag (-1: last, as in 4-column CoNLL-2003; default: 1)")
+
+
 def _add_finetune_args(p):
     from tfdistil.jobs import FinetuneConfig
     from tfdistil.models import PRESETS
@@ -125,6 +133,7 @@ def _add_finetune_args(p):
                    help=f"early stopping on dev accuracy, best weights restored (default: {d.patience})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"{FLAG_HELP['seed']} (default: {d.seed})")
     p.add_argument("--verbose", type=int, default=d.verbose, help=f"{FLAG_HELP['verbose']} (default: {d.verbose})")
+    _add_task_args(p)
     _add_config_arg(p)
 
 
@@ -136,6 +145,7 @@ def _add_distill_args(p):
                    help="layers of the DistilBERT student (with --teacher; default: half the teacher's)")
     _add_column_args(p)
     _add_default_run_args(p)
+    _add_task_args(p)
     _add_config_arg(p)
 
 
@@ -297,10 +307,36 @@ def _fields(cls, values):
 # ----------------------------------------------------------------------------- commands
 
 
+COLUMN_ARGS = ("text_column", "text_pair_column", "label_column")
+
+
+def _ner_only(values, given):
+    """True for --task ner, after refusing the classification-only column options."""
+    if values.get("task") != "ner":
+        return False
+    wrong = [f"--{k.replace('_', '-')}" for k in COLUMN_ARGS if k in given]
+    if wrong:
+        raise UsageError(f"{', '.join(wrong)} do not apply to --task ner (CoNLL files: use --tag-column)")
+    return True
+
+
 def _finetune(values, given):
     from tfdistil.jobs import FinetuneConfig, finetune
 
     _require(values, REQUIRED["finetune"])
+    if _ner_only(values, given):
+        from tfdistil.jobs.ner import finetune_ner
+
+        finetune_ner(
+            values["train"], values["dev"], os.path.join(values["runs_dir"], values["name"]),
+            hf=values["hf"], preset=values["preset"], vocabulary=values["vocabulary"],
+            vocabulary_size=values["vocabulary_size"], num_layers=values["num_layers"],
+            tag_column=values["tag_column"], epochs=values["epochs"], batch_size=values["batch_size"],
+            learning_rate=values["learning_rate"], sequence_length=values["sequence_length"],
+            precision=values["precision"], patience=values["patience"], seed=values["seed"],
+            verbose=values["verbose"],
+        )
+        return
     finetune(_fields(FinetuneConfig, values))
 
 
@@ -315,6 +351,19 @@ def _distill(values, given):
     _require(values, ("teacher", "train", "dev"))
     if "name" not in given:
         values["name"] = os.path.basename(os.path.normpath(values["teacher"])) + "_distilled"
+    if _ner_only(values, given):
+        from tfdistil.jobs.ner import distill_ner
+
+        distill_ner(
+            values["teacher"], values["train"], values["dev"], os.path.join(values["runs_dir"], values["name"]),
+            student_layers=values["student_layers"], tag_column=values["tag_column"],
+            epochs=values["student_epochs"], batch_size=values["batch_size"],
+            learning_rate=values["student_learning_rate"], alpha=values["alpha"],
+            temperature=values["temperature"], hidden_cosine_weight=values["hidden_cosine_weight"],
+            precision=values["precision"], patience=values["patience"], seed=values["seed"],
+            verbose=values["verbose"],
+        )
+        return
     distill_from_run(_fields(DistillConfig, values))
 
 

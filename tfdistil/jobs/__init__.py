@@ -9,6 +9,7 @@ from tfdistil.jobs.classification import (
     finetune,
     predict_run,
 )
+from tfdistil.jobs.ner import distill_ner, finetune_ner
 from tfdistil.jobs.runs import RunError, load_run_label_names, load_run_model, load_run_tokenizer
 
 __all__ = [
@@ -18,6 +19,8 @@ __all__ = [
     "distill_from_run",
     "evaluate_run",
     "predict_run",
+    "finetune_ner",
+    "distill_ner",
     "RunError",
     "load_run_model",
     "load_run_tokenizer",

@@ -1,0 +1,52 @@
+"""`tfdistil finetune --task ner` and `tfdistil distill --task ner` on a slice of CoNLL-2003:
+the CLI reaches the NER jobs with the flags it was given, and refuses options that only
+apply to classification files."""
+import json
+
+import pytest
+
+from test_ner import _sentences, _write
+from tfdistil import cli
+
+
+@pytest.fixture(scope="module")
+def conll_files(shared_data, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli_ner")
+    train = _write(_sentences(shared_data / "conll2003" / "train.txt", 40), tmp / "train.txt")
+    dev = _write(_sentences(shared_data / "conll2003" / "valid.txt", 20), tmp / "dev.txt")
+    return tmp, train, dev
+
+
+def test_finetune_then_distill_ner_from_the_command_line(conll_files):
+    tmp, train, dev = conll_files
+    runs = tmp / "runs"
+    common = ["--runs-dir", str(runs), "--precision", "float32", "--verbose", "0", "--task", "ner"]
+    assert cli.main(["finetune", "--train", str(train), "--dev", str(dev), "--preset", "bert_tiny",
+                     "--num-layers", "2", "--vocabulary-size", "300", "--epochs", "1", "--batch-size", "8",
+                     "--sequence-length", "48", "--name", "tagger", *common]) == 0
+    teacher = json.loads((runs / "tagger" / "report.json").read_text())
+    assert json.loads((runs / "tagger" / "label_names.json").read_text())[0] == "O"
+    assert cli.main(["distill", "--teacher", str(runs / "tagger"), "--train", str(train), "--dev", str(dev),
+                     "--student-layers", "1", "--student-epochs", "1", "--batch-size", "8", *common]) == 0
+    student_dir = runs / "tagger_distilled"
+    report = json.loads((student_dir / "report.json").read_text())
+    assert report["task"] == "ner" and report["train_sentences"] == 40 and report["dev_sentences"] == 20
+    assert report["entity_types"] == ["LOC", "MISC", "ORG", "PER"] or sorted(report["entity_types"]) == [
+        "LOC", "MISC", "ORG", "PER"]
+    # The flags reached the jobs: a 2-layer teacher, 1-layer students.
+    assert teacher["models"][0]["num_layers"] == 2
+    assert [row["num_layers"] for row in report["models"]] == [2, 1, 1]
+    for row in report["models"]:
+        assert set(row["per_type"]) == {"PER", "LOC", "ORG", "MISC"}
+        assert 0.0 <= row["f1"] <= 1.0
+    assert (student_dir / "models" / "student_distilled.keras").exists()
+    assert (student_dir / "models" / "student_hard_labels.keras").exists()
+
+
+def test_classification_columns_are_refused_for_ner(conll_files, capsys):
+    tmp, train, dev = conll_files
+    code = cli.main(["finetune", "--train", str(train), "--dev", str(dev), "--preset", "bert_tiny",
+                     "--task", "ner", "--text-column", "sentence", "--runs-dir", str(tmp / "r")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--text-column" in err and "--task ner" in err and len(err.strip().splitlines()) == 1
