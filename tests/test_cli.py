@@ -160,6 +160,7 @@ def test_distill_from_a_finetuned_teacher(runs):
     assert [r["model"] for r in report["models"]] == DISTILL_MODELS
     assert report["layer_map"] == [0]  # 2 -> 1 layer: one in every two, from the first
     assert report["dev_examples"] == 40
+    assert report["teacher"]["num_layers"] == 2 and report["teacher"]["source"] == str(runs["teacher"])
     assert set(report["histories"]) == {"teacher", *DISTILL_MODELS}  # the teacher's from its run
     assert all(len(v) == 1 for v in report["histories"]["student (distilled)"].values())  # 1 epoch (JSON config)
     for plot in report["plots"]:

@@ -153,3 +153,24 @@ def test_export_help(capsys):
     for flag in ("--run", "--model", "--format", "--out", "--name", "--version", "--quantize"):
         assert flag in out, flag
     assert json.dumps(sorted(cli.COMMANDS)) == json.dumps(sorted(cli.HANDLERS))
+
+
+def test_model_card_of_a_distilled_student_names_its_teacher(tmp_path):
+    from tfdistil.jobs.export import _model_card
+
+    report = {
+        "dev_examples": 500,
+        "teacher": {"source": "runs/teacher", "parameters": 836610, "num_layers": 4},
+        "layer_map": [0, 2],
+        "models": [
+            {"model": "teacher", "accuracy": 0.986},
+            {"model": "student (distilled)", "accuracy": 0.956, "parameters": 439810},
+        ],
+    }
+    (tmp_path / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    card = _model_card(str(tmp_path), "student_distilled")
+    assert card["metrics"] == {"dev_examples": 500, "accuracy": 0.956, "parameters": 439810}
+    assert card["distilled from"] == (
+        "runs/teacher (4 layers, 836,610 parameters), student layers initialised from teacher layers [0, 2]"
+    )
+    assert "distilled from" not in _model_card(str(tmp_path), "teacher")

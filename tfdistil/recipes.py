@@ -222,6 +222,12 @@ def distil_students(teacher, student_layers, train_ds, dev_ds, label_names, dev_
         "precision": policy,
         "precision_reason": reason,
         "dev_examples": dev_examples,
+        # Where the students' knowledge came from (the export's model card names it).
+        "teacher": {
+            "source": getattr(config, "teacher", None) or "models/teacher.keras (this run)",
+            "parameters": int(teacher.count_params()),
+            "num_layers": int(teacher.backbone.num_layers),
+        },
         "layer_map": layer_map,
         "models": rows,
         "histories": {k: {m: [float(v) for v in vals] for m, vals in hist.items()} for k, hist in histories.items()},

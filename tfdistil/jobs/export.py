@@ -39,6 +39,12 @@ def _model_card(run_dir, model_name):
                             if k != "model" and isinstance(v, (int, float)) and not isinstance(v, bool)})
     if metrics:
         card["metrics"] = metrics
+    teacher = report.get("teacher")
+    if model_name.startswith("student") and isinstance(teacher, dict):
+        card["distilled from"] = (
+            f"{teacher.get('source')} ({teacher.get('num_layers')} layers, {teacher.get('parameters'):,} parameters), "
+            f"student layers initialised from teacher layers {report.get('layer_map')}"
+        )
     return card
 
 
