@@ -13,7 +13,6 @@ Usage: python benchmarks/bench_distillation.py [--batch 8] [--seq 128] [--repeat
 import argparse
 import json
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -22,18 +21,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfdistil.distillation import TEACHER_LOGITS, Distiller  # noqa: E402
+from tfdistil.evaluation import median_seconds  # noqa: E402
 from tfdistil.models import BertBackbone, DistilBertBackbone, TextClassifier  # noqa: E402
-
-
-def median_time(fn, repeats, warmup=2):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), [float(t) for t in times]
 
 
 def run(policy, batch, seq, repeats, jit):
@@ -71,10 +60,10 @@ def run(policy, batch, seq, repeats, jit):
     def one(fn, data):
         return lambda: [np.asarray(v) for v in fn(iter([data])).values()]
 
-    t_distill, _ = median_time(one(distill_fn, (x, y)), repeats)
-    t_cached, _ = median_time(one(distill_fn, (x_cached, y)), repeats)
-    t_student, _ = median_time(one(student_fn, (x, y)), repeats)
-    t_teacher, _ = median_time(lambda: np.asarray(teacher_fwd(x)), repeats)
+    t_distill = median_seconds(one(distill_fn, (x, y)), repeats, warmup=2)
+    t_cached = median_seconds(one(distill_fn, (x_cached, y)), repeats, warmup=2)
+    t_student = median_seconds(one(student_fn, (x, y)), repeats, warmup=2)
+    t_teacher = median_seconds(lambda: np.asarray(teacher_fwd(x)), repeats, warmup=2)
     keras.config.set_dtype_policy("float32")
     return {
         "policy": policy,

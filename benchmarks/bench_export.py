@@ -31,6 +31,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: E402,F401  (ops of the SavedModel's in-graph tokenizer)
 
 from tfdistil.data import read_glue_tsv  # noqa: E402
+from tfdistil.evaluation import median_seconds  # noqa: E402
 from tfdistil.export import TFLiteClassifier, export_saved_model, export_tflite  # noqa: E402
 from tfdistil.jobs import FinetuneConfig, finetune, load_run_label_names, load_run_model  # noqa: E402
 from tfdistil.jobs import load_run_tokenizer  # noqa: E402
@@ -43,14 +44,7 @@ INT8_AGREEMENT_TARGET = 0.99
 
 
 def median_ms(fn, repeats, warmup=5):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000.0)
+    return median_seconds(fn, repeats, warmup) * 1000.0
 
 
 def folder_size(path):
@@ -204,7 +198,7 @@ def main():
         "sequence_length": seq,
         "dev_examples": int(len(labels)),
         "train": None if train_report is None else {
-            "train_examples": train_report["train_examples"], "source": args.hf or "bert_tiny from scratch",
+            "train_examples": train_report["train_examples"], "source": os.path.basename(os.path.normpath(args.hf)) if args.hf else "bert_tiny from scratch",
             "vocabulary_size": run_tokenizer.vocabulary_size(), "dev_accuracy": train_report["dev_accuracy"],
             "epochs": args.epochs, "learning_rate": args.learning_rate,
             "wall_time_s": train_report["wall_time_s"],

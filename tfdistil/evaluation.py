@@ -49,12 +49,16 @@ def latency_ms(model, batch_size, sequence_length, repeats=20, warmup=3, seed=0)
     }
     x = {k: v for k, v in x.items() if k in model.backbone.input_names()}
     fn = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+    return median_seconds(lambda: np.asarray(fn(x)), repeats, warmup) * 1000.0
+
+
+def median_seconds(fn, repeats=20, warmup=3):
+    """Median wall time of `fn()` over `repeats` calls, after `warmup` untimed calls."""
     for _ in range(warmup):
-        fn(x)
+        fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        out = fn(x)
-        np.asarray(out)
+        fn()
         times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000.0)
+    return float(np.median(times))
