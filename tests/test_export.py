@@ -52,6 +52,11 @@ def randomize(model, seed):
     return model
 
 
+def export_random(*args, **kwargs):
+    """The tests' models are random, not trained: say so to the exporter."""
+    return export_saved_model(*args, allow_untrained=True, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
     # From a file that is deleted before the export is loaded elsewhere.
@@ -77,7 +82,7 @@ def exports(tokenizer, tmp_path_factory):
         "tagger": dict(label_names=TAGS),
         "qa": dict(),
     }
-    folders = {name: export_saved_model(models[name], tok, root / name, **kwargs[name]) for name in models}
+    folders = {name: export_random(models[name], tok, root / name, **kwargs[name]) for name in models}
     return models, folders
 
 
@@ -110,13 +115,13 @@ def test_layout_versions_and_files(exports, tokenizer, tmp_path):
     tok, _ = tokenizer
     root = tmp_path / "sentiment"
     model = models["classifier"]
-    assert export_saved_model(model, tok, root).name == "1"
-    assert export_saved_model(model, tok, root).name == "2"
-    assert export_saved_model(model, tok, root, version=7).name == "7"
-    assert export_saved_model(model, tok, root).name == "8"
+    assert export_random(model, tok, root).name == "1"
+    assert export_random(model, tok, root).name == "2"
+    assert export_random(model, tok, root, version=7).name == "7"
+    assert export_random(model, tok, root).name == "8"
     before = (root / "2" / "saved_model.pb").read_bytes()
     with pytest.raises(ValueError, match="Version 2 already exists"):
-        export_saved_model(model, tok, root, version=2)
+        export_random(model, tok, root, version=2)
     assert (root / "2" / "saved_model.pb").read_bytes() == before
     assert sorted(os.listdir(root)) == ["1", "2", "7", "8"]
     assert sorted(os.listdir(tmp_path)) == ["sentiment"]
@@ -413,23 +418,23 @@ def test_bad_inputs_raise_and_write_nothing(exports, tokenizer, tmp_path):
     model = models["classifier"]
     root = tmp_path / "models" / "sentiment"
     with pytest.raises(ValueError, match="TextClassifier, TokenClassifier or SpanQA.*BertBackbone"):
-        export_saved_model(model.backbone, tok, root)
+        export_random(model.backbone, tok, root)
     plain = keras.Sequential([keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="Sequential"):
-        export_saved_model(plain, tok, root)
+        export_random(plain, tok, root)
     with pytest.raises(ValueError, match="WordPieceTokenizer"):
-        export_saved_model(model, "vocab.txt", root)
+        export_random(model, "vocab.txt", root)
     with pytest.raises(ValueError, match="has 2 names"):
-        export_saved_model(model, tok, root, label_names=["neg", "pos"])
+        export_random(model, tok, root, label_names=["neg", "pos"])
     with pytest.raises(ValueError, match="`version`"):
-        export_saved_model(model, tok, root, version=0)
+        export_random(model, tok, root, version=0)
     with pytest.raises(ValueError, match="pair=True"):
-        export_saved_model(models["tagger"], tok, root, pair=True)
+        export_random(models["tagger"], tok, root, pair=True)
     with pytest.raises(ValueError, match="no classes"):
-        export_saved_model(models["qa"], tok, root, label_names=["x"])
+        export_random(models["qa"], tok, root, label_names=["x"])
     bigger = WordPieceTokenizer(VOCAB + ["extra"], sequence_length=SEQ)
     with pytest.raises(ValueError, match="embeds only"):
-        export_saved_model(model, bigger, root)
+        export_random(model, bigger, root)
     assert listing(tmp_path) == []
 
     not_serving = tmp_path / "mixed"
@@ -438,11 +443,11 @@ def test_bad_inputs_raise_and_write_nothing(exports, tokenizer, tmp_path):
     (not_serving / "notes.txt").write_text("x")
     before = listing(tmp_path)
     with pytest.raises(ValueError, match=r"not a TF Serving model folder.*checkpoints.*notes\.txt"):
-        export_saved_model(model, tok, not_serving)
+        export_random(model, tok, not_serving)
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     with pytest.raises(ValueError, match="not a folder"):
-        export_saved_model(model, tok, a_file)
+        export_random(model, tok, a_file)
     assert listing(tmp_path) == sorted(before + ["a_file"])
 
 
@@ -457,13 +462,13 @@ def test_failure_midway_leaves_nothing(exports, tokenizer, tmp_path, monkeypatch
     monkeypatch.setattr(saved_model_module, "_write_model_card", fail)
     new_root = tmp_path / "new" / "nested" / "sentiment"
     with pytest.raises(RuntimeError, match="disk full"):
-        export_saved_model(models["classifier"], tok, new_root)
+        export_random(models["classifier"], tok, new_root)
     assert listing(tmp_path) == []
 
     existing = tmp_path / "sentiment"
     (existing / "3").mkdir(parents=True)
     with pytest.raises(RuntimeError, match="disk full"):
-        export_saved_model(models["classifier"], tok, existing)
+        export_random(models["classifier"], tok, existing)
     assert listing(tmp_path) == ["sentiment", "sentiment/3"]
 
 
@@ -472,8 +477,27 @@ def test_mixed_precision_model_serves_float32(tokenizer, tmp_path):
     backbone = BertBackbone(len(VOCAB), num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16,
                             max_sequence_length=16, dtype="mixed_bfloat16")
     model = TextClassifier(backbone, num_classes=3)
-    folder = export_saved_model(model, tok, tmp_path / "bf16")
+    folder = export_random(model, tok, tmp_path / "bf16")
     outputs = tf.saved_model.load(str(folder)).signatures["serving_default"](text=tf.constant(["a good film"]))
     assert outputs["probabilities"].dtype == tf.float32
     expected = expected_probabilities(model, tok, ["a good film"])
     np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-5, rtol=0)
+
+
+def test_untrained_model_is_refused_unless_allowed(tokenizer, tmp_path):
+    from tfdistil.export.saved_model import looks_untrained
+
+    tok, _ = tokenizer
+    fresh = TextClassifier(tiny_bert(), num_classes=3)
+    assert looks_untrained(fresh)
+    root = tmp_path / "fresh"
+    with pytest.raises(ValueError, match="looks untrained"):
+        export_saved_model(fresh, tok, root, label_names=LABELS)
+    assert not root.exists() and list(tmp_path.iterdir()) == []
+    assert export_saved_model(fresh, tok, root, label_names=LABELS, allow_untrained=True).name == "1"
+    # One optimizer step moves the biases: no longer "untrained".
+    fresh.compile(optimizer=keras.optimizers.SGD(0.1),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    batch = {k: np.asarray(v) for k, v in tok(tf.constant(["a good film", "dull"])).items()}
+    fresh.train_on_batch(batch, np.array([0, 1]))
+    assert not looks_untrained(fresh)

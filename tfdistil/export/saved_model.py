@@ -140,6 +140,22 @@ _WARMUP_TEXTS = ["a good film", "", "café naïve 東京"]
 _WHITESPACE = r"[\s\p{Z}]+"
 
 
+def looks_untrained(model):
+    """True when every bias and LayerNorm beta is exactly 0 and every LayerNorm gamma exactly
+    1, as Keras initialises them: any training step or loaded checkpoint moves them."""
+    for variable in model.weights:
+        name = variable.path.rsplit("/", 1)[-1]
+        if name.endswith("gamma"):
+            initial = 1.0
+        elif name.endswith("beta") or name.endswith("bias"):
+            initial = 0.0
+        else:
+            continue
+        if np.any(np.asarray(variable) != initial):
+            return False
+    return True
+
+
 def export_saved_model(
     model,
     tokenizer,
@@ -149,6 +165,7 @@ def export_saved_model(
     model_card=None,
     pair=False,
     max_answer_length=DEFAULT_MAX_ANSWER_LENGTH,
+    allow_untrained=False,
 ):
     """Export a task model and its tokenizer as one TF Serving model version.
 
@@ -166,6 +183,9 @@ def export_saved_model(
             `{"metrics": {"accuracy": 0.91}, "dataset": "sst2"}`).
         pair: TextClassifier only: `serving_default` also takes `text_pair`.
         max_answer_length: SpanQA only: longest answer span in tokens.
+        allow_untrained: export a model whose biases and LayerNorm parameters are all
+            still at their initial values (zeros and ones): one that was never trained
+            nor loaded from a checkpoint. Refused by default: serving it is a mistake.
 
     Returns:
         The version folder, as a `Path`.
@@ -173,9 +193,16 @@ def export_saved_model(
     Raises:
         ValueError: a model that is not a tfdistil task model, a tokenizer that is not a
             `WordPieceTokenizer`, a `path` that is not a TF Serving model folder, an
-            existing `version`, or `label_names` of the wrong length. Nothing is written.
+            existing `version`, `label_names` of the wrong length, or an untrained model.
+            Nothing is written.
     """
     task = _task_of(model)
+    if not allow_untrained and looks_untrained(model):
+        raise ValueError(
+            f"{model.name} looks untrained: every bias and LayerNorm parameter is still at its initial "
+            "value, so it was never fit nor loaded from a checkpoint. Train it or load weights first "
+            "(allow_untrained=True exports it anyway)."
+        )
     if not isinstance(tokenizer, WordPieceTokenizer):
         raise ValueError(
             f"`tokenizer` must be a tfdistil.text.WordPieceTokenizer, got {type(tokenizer).__name__}."

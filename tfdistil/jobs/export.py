@@ -66,6 +66,13 @@ def export_run(run_dir, format="saved_model", model=None, out=None, name=None, v
     label_names = load_run_label_names(run_dir)
     tokenizer = load_run_tokenizer(run_dir)
     model_name, model_ = load_run_model(run_dir, model)
+    from tfdistil.export.saved_model import looks_untrained
+
+    if looks_untrained(model_):
+        raise RunError(
+            f"{model_name} in {run_dir} looks untrained (every bias and LayerNorm parameter at its initial "
+            "value); refusing to export it"
+        )
     out_arg = out
     out = Path(out if out is not None else DEFAULT_OUT[format])
     name = name or os.path.basename(os.path.normpath(str(run_dir)))
