@@ -169,6 +169,14 @@ def _add_predict_args(p):
     p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to label; none: one text a line from stdin")
 
 
+def _add_benchmark_args(p):
+    p.add_argument("--run", default=None, metavar="RUN_DIR", help="run folder (runs/<name>): every models/*.keras")
+    p.add_argument("--batch-sizes", default="1,32", help="comma-separated batch sizes (default: 1,32)")
+    p.add_argument("--sequence-length", type=int, default=128, help="tokens per example (default: 128)")
+    p.add_argument("--repeats", type=int, default=20, help="timed calls per measurement; the median is kept")
+    p.add_argument("--output", default=None, metavar="JSON", help="default: RUN_DIR/benchmark.json")
+
+
 def _add_export_args(p):
     p.add_argument("--run", default=None, metavar="RUN_DIR", help="run folder (runs/<name>)")
     p.add_argument("--model", default=None,
@@ -206,8 +214,11 @@ COMMANDS = {
                 _add_predict_args),
     "export": ("Export a run's model: a TF Serving SavedModel, a TFLite file, or a Hugging Face folder.",
                _add_export_args),
+    "benchmark": ("Inference latency and throughput of every model of a run (median of repeated calls), "
+                  "with the speed-up over the first (the teacher).", _add_benchmark_args),
 }
-REQUIRED = {"finetune": ("train", "dev"), "evaluate": ("run", "data"), "predict": ("run",), "export": ("run",)}
+REQUIRED = {"finetune": ("train", "dev"), "evaluate": ("run", "data"), "predict": ("run",), "export": ("run",),
+            "benchmark": ("run",)}
 
 
 def _build():
@@ -405,7 +416,20 @@ def _export(values, given):
     print(f"[tfdistil] exported {values['format']}: {path}")
 
 
-HANDLERS = {"finetune": _finetune, "distill": _distill, "evaluate": _evaluate, "predict": _predict,
+def _benchmark(values, given):
+    from tfdistil.jobs.benchmark import benchmark_run
+
+    _require(values, REQUIRED["benchmark"])
+    try:
+        batch_sizes = [int(b) for b in values["batch_sizes"].split(",")]
+    except ValueError:
+        raise UsageError(f"--batch-sizes must be comma-separated integers, got {values['batch_sizes']!r}") from None
+    result = benchmark_run(values["run"], batch_sizes, values["sequence_length"], values["repeats"],
+                           output=values["output"])
+    print(result["table"])
+
+
+HANDLERS = {"benchmark": _benchmark, "finetune": _finetune, "distill": _distill, "evaluate": _evaluate, "predict": _predict,
             "export": _export}
 
 
