@@ -140,6 +140,16 @@ def test_unknown_preset_lists_valid_ones():
         BertBackbone.from_preset("distilbert_base")
 
 
+def test_checkpoint_names_are_aliases_of_the_presets(zeros_initializer):
+    # The design card writes BertBackbone.from_preset("bert_base_uncased").
+    aliased = BertBackbone.from_preset("bert_base_uncased", vocabulary_size=50, num_layers=1).get_config()
+    plain = BertBackbone.from_preset("bert_base", vocabulary_size=50, num_layers=1).get_config()
+    assert {k: v for k, v in aliased.items() if k != "name"} == {k: v for k, v in plain.items() if k != "name"}
+    assert DistilBertBackbone.from_preset("distilbert_base_uncased", num_layers=1).hidden_dim == 768
+    with pytest.raises(ValueError, match="distilbert_base_uncased"):
+        BertBackbone.from_preset("distilbert_base_uncased")
+
+
 def test_preset_kwargs_override(zeros_initializer):
     model = BertBackbone.from_preset("bert_tiny", vocabulary_size=50, max_sequence_length=16, num_layers=1)
     config = model.get_config()

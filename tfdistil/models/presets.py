@@ -19,8 +19,17 @@ PRESETS = {
 PRESET_ARCHITECTURE = {name: ("distilbert" if name.startswith("distilbert") else "bert") for name in PRESETS}
 
 
+# The Hugging Face checkpoint names of the same sizes (the design card's spelling).
+PRESET_ALIASES = {
+    "bert_base_uncased": "bert_base",
+    "bert_large_uncased": "bert_large",
+    "distilbert_base_uncased": "distilbert_base",
+}
+
+
 def preset_config(name, architecture):
-    if name not in PRESETS or PRESET_ARCHITECTURE[name] != architecture:
+    resolved = PRESET_ALIASES.get(name, name)
+    if resolved not in PRESETS or PRESET_ARCHITECTURE[resolved] != architecture:
         valid = sorted(n for n, arch in PRESET_ARCHITECTURE.items() if arch == architecture)
         raise ValueError(f"Unknown {architecture} preset {name!r}. Valid presets: {', '.join(valid)}.")
-    return dict(PRESETS[name])
+    return dict(PRESETS[resolved])
