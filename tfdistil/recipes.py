@@ -15,7 +15,7 @@ from tfdistil.data import load_sentiment_dataset, make_classification_dataset
 from tfdistil.distillation import Distiller, init_student_from_teacher
 from tfdistil.models import BertBackbone, DistilBertBackbone, TextClassifier
 from tfdistil.text import WordPieceTokenizer, learn_vocabulary, save_vocabulary
-from tfdistil.training import make_optimizer, resolve_precision, run_callbacks
+from tfdistil.training import make_optimizer, precision_scope, run_callbacks
 
 logger = logging.getLogger("tfdistil")
 
@@ -46,6 +46,11 @@ class DefaultRunConfig:
 
 def _sparse_ce():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def history_lists(history):
+    """A Keras History.history dict as JSON-ready lists of floats."""
+    return {k: [float(v) for v in vals] for k, vals in history.items()}
 
 
 def count_batches(dataset):
@@ -81,14 +86,8 @@ def distill_default(config=None):
     run_dir = os.path.join(config.runs_dir, config.name)
     os.makedirs(run_dir, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
-    policy, reason = resolve_precision(config.precision)
-    print(f"[tfdistil] precision: {policy} ({reason})")
-    callers_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
+    with precision_scope(config.precision) as (policy, reason):
         return _distill_default(config, run_dir, policy, reason, start)
-    finally:
-        keras.config.set_dtype_policy(callers_policy)
 
 
 def _distill_default(config, run_dir, policy, reason, start):
@@ -137,7 +136,7 @@ def _distill_default(config, run_dir, policy, reason, start):
             teacher, train_ds, dev_ds, config.teacher_epochs, steps_per_epoch, config.teacher_learning_rate,
             run_dir, "teacher", config.verbose, config.patience,
         )
-        histories = {"teacher": {k: [float(v) for v in vals] for k, vals in history.items()}}
+        histories = {"teacher": history_lists(history)}
         # Saved now, trainable (the Distiller freezes it) and before the students start,
         # so an interrupted run does not train it again.
         teacher.save(teacher_path)
@@ -230,7 +229,7 @@ def distil_students(teacher, student_layers, train_ds, dev_ds, label_names, dev_
         },
         "layer_map": layer_map,
         "models": rows,
-        "histories": {k: {m: [float(v) for v in vals] for m, vals in hist.items()} for k, hist in histories.items()},
+        "histories": {name: history_lists(hist) for name, hist in histories.items()},
         "plots": ["training_curves.png", "accuracy_vs_latency.png", "confusion_matrix.png"],
         "wall_time_s": time.time() - start,
     }

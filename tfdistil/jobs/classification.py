@@ -1,6 +1,5 @@
 """Text classification jobs on the user's files: `finetune` a teacher, `distill_from_run`
 a student from it, `evaluate_run` and `predict_run` with a saved model."""
-import contextlib
 import dataclasses
 import json
 import os
@@ -21,11 +20,9 @@ from tfdistil.jobs.runs import (
     save_run_tokenizer,
     write_json,
 )
-from tfdistil.models import BertBackbone, DistilBertBackbone, TextClassifier
-from tfdistil.models.presets import PRESET_ARCHITECTURE
-from tfdistil.recipes import _fit_plain, count_batches, distil_students
-from tfdistil.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary
-from tfdistil.training import resolve_precision
+from tfdistil.jobs.teacher import build_teacher, check_teacher_source
+from tfdistil.recipes import _fit_plain, count_batches, distil_students, history_lists
+from tfdistil.training import precision_scope
 
 FINETUNE_MODEL = "model"
 # Peak learning rates when none is given: fine-tuning pretrained weights wants a small one,
@@ -85,19 +82,6 @@ class DistillConfig:
     verbose: int = 2
 
 
-@contextlib.contextmanager
-def _precision(precision):
-    """Sets the resolved dtype policy for the job and hands the caller's back afterwards."""
-    policy, reason = resolve_precision(precision)
-    print(f"[tfdistil] precision: {policy} ({reason})")
-    callers_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
-        yield policy, reason
-    finally:
-        keras.config.set_dtype_policy(callers_policy)
-
-
 def _read_pair(config, label_names=None):
     """(train, dev) data; dev (and train, when given) must use `label_names`."""
     kwargs = dict(text_column=config.text_column, label_column=config.label_column,
@@ -107,73 +91,27 @@ def _read_pair(config, label_names=None):
     return train, dev
 
 
-def _history(history):
-    return {k: [float(v) for v in vals] for k, vals in history.items()}
-
-
 # ----------------------------------------------------------------------------- finetune
-
-
-def _hf_teacher(config, num_classes):
-    from tfdistil.convert import load_hf
-
-    if not os.path.isdir(config.hf):
-        raise RunError(f"Hugging Face folder not found: {config.hf}")
-    try:
-        model, tokenizer = load_hf(
-            config.hf, task="text_classification", num_classes=num_classes,
-            tokenizer_kwargs={"sequence_length": config.sequence_length, "pad_to_sequence_length": False},
-        )
-    except (FileNotFoundError, ValueError) as error:
-        raise RunError(f"cannot load the Hugging Face checkpoint {config.hf}: {error}") from None
-    if tokenizer is None:
-        raise RunError(f"{config.hf} has no vocabulary (vocab.txt or a WordPiece tokenizer.json)")
-    return model, tokenizer
-
-
-def _preset_teacher(config, train, num_classes):
-    if config.preset not in PRESET_ARCHITECTURE:
-        raise RunError(f"unknown preset {config.preset!r}; presets: {sorted(PRESET_ARCHITECTURE)}")
-    if config.vocabulary is not None:
-        if not os.path.isfile(config.vocabulary):
-            raise RunError(f"vocabulary file not found: {config.vocabulary}")
-        vocab = load_vocabulary(config.vocabulary)
-    else:
-        texts = train.texts + (train.text_pairs or [])
-        vocab = learn_vocabulary(texts, config.vocabulary_size, progress=False)
-    try:
-        tokenizer = WordPieceTokenizer(vocab, sequence_length=config.sequence_length, pad_to_sequence_length=False)
-    except ValueError as error:
-        raise RunError(f"vocabulary {config.vocabulary or '(learned)'}: {error}") from None
-    backbone_class = DistilBertBackbone if PRESET_ARCHITECTURE[config.preset] == "distilbert" else BertBackbone
-    overrides = dict(vocabulary_size=len(vocab), max_sequence_length=config.sequence_length)
-    if config.num_layers is not None:
-        overrides["num_layers"] = config.num_layers
-    backbone = backbone_class.from_preset(config.preset, **overrides)
-    return TextClassifier(backbone, num_classes=num_classes, name="teacher"), tokenizer
 
 
 def finetune(config):
     """Train a TextClassifier teacher on `config.train`, early-stopped on dev accuracy (best
     weights restored); writes runs/<name>/ (config.json, models/model.keras, vocab.txt,
     tokenizer.json, label_names.json, report.json). Returns the report dict."""
-    if (config.hf is None) == (config.preset is None):
-        raise RunError("give either --hf PATH or --preset NAME")
-    if config.hf is not None and config.vocabulary is not None:
-        raise RunError("--vocabulary goes with --preset; a Hugging Face folder brings its own")
+    check_teacher_source(config.hf, config.preset, config.vocabulary)
     start = time.time()
     train, dev = _read_pair(config)
     run_dir = os.path.join(config.runs_dir, config.name)
     os.makedirs(os.path.join(run_dir, "models"), exist_ok=True)
     keras.utils.set_random_seed(config.seed)
-    with _precision(config.precision) as (policy, reason):
+    with precision_scope(config.precision) as (policy, reason):
         print(f"[tfdistil] data: {len(train)} train / {len(dev)} dev examples, labels {train.label_names}")
-        if config.hf is not None:
-            model, tokenizer = _hf_teacher(config, train.num_classes)
-            source = {"hf": config.hf}
-        else:
-            model, tokenizer = _preset_teacher(config, train, train.num_classes)
-            source = {"preset": config.preset}
+        model, tokenizer = build_teacher(
+            "text_classification", train.num_classes, train.texts + (train.text_pairs or []), hf=config.hf,
+            preset=config.preset, vocabulary=config.vocabulary, vocabulary_size=config.vocabulary_size,
+            num_layers=config.num_layers, sequence_length=config.sequence_length,
+        )
+        source = {"hf": config.hf} if config.hf is not None else {"preset": config.preset}
         learning_rate = config.learning_rate
         if learning_rate is None:
             learning_rate = HF_LEARNING_RATE if config.hf is not None else SCRATCH_LEARNING_RATE
@@ -204,7 +142,7 @@ def finetune(config):
         "label_names": list(train.label_names),
         "precision": policy,
         "precision_reason": reason,
-        "history": _history(history),
+        "history": history_lists(history),
         "wall_time_s": time.time() - start,
     }
     write_json(os.path.join(run_dir, "report.json"), report)
@@ -235,7 +173,7 @@ def distill_from_run(config):
     run_dir = os.path.join(config.runs_dir, config.name)
     os.makedirs(os.path.join(run_dir, "models"), exist_ok=True)
     keras.utils.set_random_seed(config.seed)
-    with _precision(config.precision) as (policy, reason):
+    with precision_scope(config.precision) as (policy, reason):
         write_json(os.path.join(run_dir, "config.json"),
                    dict(dataclasses.asdict(config), student_layers=student_layers, resolved_precision=policy))
         save_run_tokenizer(tokenizer, run_dir)

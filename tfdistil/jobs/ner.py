@@ -15,7 +15,6 @@ Run folders are laid out as the classification jobs' (`tfdistil.jobs.runs`):
     <run_dir>/models/student_{distilled,hard_labels}.keras   (distill_ner)
     <run_dir>/report.json report.md
 """
-import dataclasses
 import os
 import time
 import warnings
@@ -25,7 +24,8 @@ import numpy as np
 
 from tfdistil.data import IGNORE_INDEX, align_predictions, make_token_classification_dataset, read_conll
 from tfdistil.distillation import Distiller, init_student_from_teacher
-from tfdistil.jobs.classification import HF_LEARNING_RATE, SCRATCH_LEARNING_RATE, _history, _precision
+from tfdistil.jobs.classification import HF_LEARNING_RATE, SCRATCH_LEARNING_RATE
+from tfdistil.jobs.teacher import build_teacher, check_teacher_source
 from tfdistil.jobs.runs import (
     RunError,
     check_run_dir,
@@ -36,11 +36,9 @@ from tfdistil.jobs.runs import (
     save_run_tokenizer,
     write_json,
 )
-from tfdistil.models import BertBackbone, DistilBertBackbone, TokenClassifier
-from tfdistil.models.presets import PRESET_ARCHITECTURE
-from tfdistil.recipes import count_batches
-from tfdistil.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary
-from tfdistil.training import make_optimizer, run_callbacks
+from tfdistil.models import DistilBertBackbone, TokenClassifier
+from tfdistil.recipes import count_batches, history_lists
+from tfdistil.training import make_optimizer, precision_scope, run_callbacks
 
 FINETUNE_MODEL = "model"
 OVERALL = "micro avg"  # seqeval's name for the scores over all entities
@@ -164,7 +162,7 @@ def _fit_tagger(model, train_ds, dev_ds, epochs, steps, learning_rate, run_dir, 
             train_ds, validation_data=dev_ds, epochs=epochs, verbose=verbose, shuffle=False,  # tf.data shuffles
             callbacks=run_callbacks(run_dir, name, monitor="val_loss", mode="min", patience=patience),
         )
-    return _history(history.history)
+    return history_lists(history.history)
 
 
 def _json_settings(values):
@@ -177,43 +175,6 @@ def _read_ner(train_path, dev_path, tag_column, label_names=None):
     return train, dev
 
 
-def _teacher(train, hf, preset, vocabulary, vocabulary_size, num_layers, sequence_length):
-    num_classes = train.num_classes
-    if hf is not None:
-        from tfdistil.convert import load_hf
-
-        if not os.path.isdir(hf):
-            raise RunError(f"Hugging Face folder not found: {hf}")
-        try:
-            model, tokenizer = load_hf(
-                hf, task="token_classification", num_classes=num_classes,
-                tokenizer_kwargs={"sequence_length": sequence_length, "pad_to_sequence_length": False},
-            )
-        except (FileNotFoundError, ValueError) as error:
-            raise RunError(f"cannot load the Hugging Face checkpoint {hf}: {error}") from None
-        if tokenizer is None:
-            raise RunError(f"{hf} has no vocabulary (vocab.txt or a WordPiece tokenizer.json)")
-        return model, tokenizer
-    if preset not in PRESET_ARCHITECTURE:
-        raise RunError(f"unknown preset {preset!r}; presets: {sorted(PRESET_ARCHITECTURE)}")
-    if vocabulary is not None:
-        if not os.path.isfile(vocabulary):
-            raise RunError(f"vocabulary file not found: {vocabulary}")
-        vocab = load_vocabulary(vocabulary)
-    else:
-        vocab = learn_vocabulary([" ".join(words) for words in train.sentences], vocabulary_size, progress=False)
-    try:
-        tokenizer = WordPieceTokenizer(vocab, sequence_length=sequence_length, pad_to_sequence_length=False)
-    except ValueError as error:
-        raise RunError(f"vocabulary {vocabulary or '(learned)'}: {error}") from None
-    backbone_class = DistilBertBackbone if PRESET_ARCHITECTURE[preset] == "distilbert" else BertBackbone
-    overrides = dict(vocabulary_size=len(vocab), max_sequence_length=sequence_length)
-    if num_layers is not None:
-        overrides["num_layers"] = num_layers
-    backbone = backbone_class.from_preset(preset, **overrides)
-    return TokenClassifier(backbone, num_classes=num_classes, name="teacher"), tokenizer
-
-
 def finetune_ner(train_path, dev_path, run_dir, *, hf=None, preset=None, vocabulary=None, vocabulary_size=1000,
                  num_layers=None, tag_column=1, epochs=3, batch_size=32, learning_rate=None, sequence_length=128,
                  precision="auto", patience=2, seed=0, verbose=2):
@@ -223,19 +184,20 @@ def finetune_ner(train_path, dev_path, run_dir, *, hf=None, preset=None, vocabul
 
     Writes `run_dir` (config.json, models/model.keras, vocab.txt, tokenizer.json,
     label_names.json, report.json/md) and returns the report: seqeval scores on `dev_path`."""
-    if (hf is None) == (preset is None):
-        raise RunError("give either --hf PATH or --preset NAME")
-    if hf is not None and vocabulary is not None:
-        raise RunError("--vocabulary goes with --preset; a Hugging Face folder brings its own")
+    check_teacher_source(hf, preset, vocabulary)
     settings = _json_settings(locals())
     start = time.time()
     train, dev = _read_ner(train_path, dev_path, tag_column)
     types = entity_types(train.label_names)
     os.makedirs(os.path.join(run_dir, "models"), exist_ok=True)
     keras.utils.set_random_seed(seed)
-    with _precision(precision) as (policy, reason):
+    with precision_scope(precision) as (policy, reason):
         print(f"[tfdistil] data: {len(train)} train / {len(dev)} dev sentences, tags {train.label_names}")
-        model, tokenizer = _teacher(train, hf, preset, vocabulary, vocabulary_size, num_layers, sequence_length)
+        model, tokenizer = build_teacher(
+            "token_classification", train.num_classes, [" ".join(words) for words in train.sentences], hf=hf,
+            preset=preset, vocabulary=vocabulary, vocabulary_size=vocabulary_size, num_layers=num_layers,
+            sequence_length=sequence_length,
+        )
         if learning_rate is None:
             learning_rate = HF_LEARNING_RATE if hf is not None else SCRATCH_LEARNING_RATE
         write_json(os.path.join(run_dir, "config.json"),
@@ -298,7 +260,7 @@ def distill_ner(teacher_run_dir, train_path, dev_path, run_dir, *, student_layer
                        f"{t_bb.num_layers} layers")
     os.makedirs(os.path.join(run_dir, "models"), exist_ok=True)
     keras.utils.set_random_seed(seed)
-    with _precision(precision) as (policy, reason):
+    with precision_scope(precision) as (policy, reason):
         write_json(os.path.join(run_dir, "config.json"),
                    dict(settings, task="ner", teacher_run_dir=str(teacher_run_dir), train=str(train_path),
                         dev=str(dev_path), run_dir=str(run_dir), student_layers=student_layers,
@@ -330,7 +292,7 @@ def distill_ner(teacher_run_dir, train_path, dev_path, run_dir, *, student_layer
         distiller.compile(optimizer=make_optimizer(learning_rate, epochs * steps), metrics=["accuracy"])
         h = distiller.fit(train_ds, validation_data=dev_ds, epochs=epochs, verbose=verbose, shuffle=False,
                           callbacks=run_callbacks(run_dir, "student_distilled", patience=patience))
-        histories = {"student (distilled)": _history(h.history)}
+        histories = {"student (distilled)": history_lists(h.history)}
         histories["student (hard labels)"] = _fit_tagger(
             hard_student, train_ds, dev_ds, epochs, steps, learning_rate, run_dir, "student_hard_labels", verbose,
             patience,

@@ -1,6 +1,5 @@
 """BERT and DistilBERT backbones as functional keras.Model subclasses."""
 import keras
-from keras import ops
 
 from tfdistil.layers import Pooler, PositionalEmbedding, TransformerEncoderBlock
 from tfdistil.models.presets import preset_config

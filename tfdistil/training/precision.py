@@ -1,4 +1,5 @@
 """Choosing a dtype policy: the fast, safe one for the device unless told otherwise."""
+import contextlib
 import logging
 
 import tensorflow as tf
@@ -29,3 +30,19 @@ def resolve_precision(precision=None):
     if cpu_supports_bfloat16():
         return "mixed_bfloat16", "auto: CPU with AMX/AVX512-BF16"
     return "float32", "auto: no GPU and no bfloat16 CPU support"
+
+
+@contextlib.contextmanager
+def precision_scope(precision=None):
+    """Set the resolved policy (printed) for a job; the caller's policy comes back after.
+    Yields (policy, reason)."""
+    import keras
+
+    policy, reason = resolve_precision(precision)
+    print(f"[tfdistil] precision: {policy} ({reason})")
+    callers_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield policy, reason
+    finally:
+        keras.config.set_dtype_policy(callers_policy)
