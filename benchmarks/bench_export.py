@@ -16,7 +16,6 @@ Usage: python benchmarks/bench_export.py [--run RUN_DIR] [--data-dir ../shared/d
            [--train-examples 5000] [--repeats 100] [--threads 2]
 """
 import argparse
-import csv
 import json
 import os
 import shutil

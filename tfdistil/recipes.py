@@ -8,7 +8,6 @@ import os
 import time
 
 import keras
-import numpy as np
 
 from tfdistil import evaluation, report as reporting
 from tfdistil.data import load_sentiment_dataset, make_classification_dataset

@@ -1,6 +1,5 @@
 """WordPiece vocabularies: learn one from text, read and write `vocab.txt`."""
 import collections
-import os
 from pathlib import Path
 
 import tensorflow as tf
