@@ -392,3 +392,40 @@ def test_evaluate_and_predict_on_a_run_laid_out_like_the_embedded_default(runs, 
     code, out, err = run_cli(["predict", "--run", str(run), "--model", "teacher", "a fine film ."])
     assert code == 0, err
     assert parse_lines(out)[0][0] == expected_predictions(runs["teacher"], "model", ["a fine film ."])[0][0]
+
+
+# ----- sentence pairs ----------------------------------------------------------------------
+
+
+def test_predict_sentence_pairs(tmp_path):
+    """A run trained on pairs labels 'first<TAB>second' inputs, with the second text in segment 1
+    (recomputed here with a hand-built tokenizer), and names the input that has no TAB."""
+    data = load_sentiment_dataset("train")
+    rows = [(a, b, data.label_names[y]) for a, b, y in zip(data.texts[:48], data.texts[48:96], data.labels[:48])]
+    with open(tmp_path / "pairs.tsv", "w", encoding="utf-8") as f:
+        f.write("premise\thypothesis\tlabel\n")
+        f.writelines(f"{a}\t{b}\t{y}\n" for a, b, y in rows)
+    code, _, err = run_cli(["finetune", "--train", str(tmp_path / "pairs.tsv"), "--dev", str(tmp_path / "pairs.tsv"),
+                            "--text-column", "premise", "--text-pair-column", "hypothesis", "--preset", "bert_tiny",
+                            "--num-layers", "1", "--vocabulary-size", "300", "--sequence-length", "32",
+                            "--epochs", "1", "--batch-size", "16", "--runs-dir", str(tmp_path / "runs"),
+                            "--name", "pairs", *COMMON])
+    assert code == 0, err
+    run_dir = tmp_path / "runs" / "pairs"
+    pairs = [(a, b) for a, b, _ in rows[:3]]
+    code, out, err = run_cli(["predict", "--run", str(run_dir), *(f"{a}\t{b}" for a, b in pairs)])
+    assert code == 0, err
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert [(a, b) for _, _, a, b in lines] == pairs
+    model = keras.models.load_model(run_dir / "models" / "model.keras")
+    tokenizer = hand_tokenizer(run_dir)
+    features = tokenizer(tf.constant([a for a, _ in pairs]), tf.constant([b for _, b in pairs]))
+    assert np.asarray(features["segment_ids"]).max() == 1  # the second text is in segment 1
+    logits = np.asarray(model(features, training=False), np.float64)
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    for (label, prob, _, _), p in zip(lines, probs):
+        assert label == LABELS[int(np.argmax(p))]
+        assert float(prob) == pytest.approx(float(np.max(p)), abs=1e-4)
+    code, out, err = run_cli(["predict", "--run", str(run_dir), f"{pairs[0][0]}\t{pairs[0][1]}", "only one text"])
+    assert code == 2 and out == ""
+    assert "input 2" in err and "'only one text'" in err and "TAB" in err

@@ -50,3 +50,34 @@ def test_classification_columns_are_refused_for_ner(conll_files, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "--text-column" in err and "--task ner" in err and len(err.strip().splitlines()) == 1
+
+
+def test_evaluate_and_predict_a_tagger_run(conll_files, capsys):
+    """`evaluate` on a tagger run gives seqeval's entity scores; `predict` tags each word. The F1
+    that evaluate prints is recomputed here with seqeval from predict's word/TAG output."""
+    from seqeval.metrics import f1_score
+
+    tmp, train, dev = conll_files
+    runs = tmp / "runs_eval"
+    assert cli.main(["finetune", "--train", str(train), "--dev", str(dev), "--preset", "bert_tiny",
+                     "--num-layers", "1", "--vocabulary-size", "300", "--epochs", "2", "--batch-size", "8",
+                     "--sequence-length", "48", "--name", "tagger", "--runs-dir", str(runs), "--precision",
+                     "float32", "--verbose", "0", "--task", "ner", "--learning-rate", "3e-3"]) == 0
+    capsys.readouterr()
+    run = runs / "tagger"
+    assert cli.main(["evaluate", "--run", str(run), "--data", str(dev)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["sentences"] == 20 and set(result["per_type"]) == {"PER", "LOC", "ORG", "MISC"}
+    assert json.loads((run / "evaluation_model_dev.json").read_text())["f1"] == result["f1"]
+
+    gold = [[line.split() for line in block.splitlines()] for block in dev.read_text().strip().split("\n\n")]
+    texts = [" ".join(cols[0] for cols in sentence) for sentence in gold]
+    assert cli.main(["predict", "--run", str(run), *texts]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(texts)
+    predicted = [[item.rsplit("/", 1) for item in line.split(" ")] for line in lines]
+    assert [[w for w, _ in row] for row in predicted] == [[cols[0] for cols in s] for s in gold]
+    labels = set(json.loads((run / "label_names.json").read_text()))
+    assert all(tag in labels for row in predicted for _, tag in row)
+    true_tags = [[cols[-1] for cols in s] for s in gold]
+    assert f1_score(true_tags, [[t for _, t in row] for row in predicted]) == pytest.approx(result["f1"], abs=1e-9)

@@ -160,13 +160,17 @@ def _add_evaluate_args(p):
     _add_model_args(p)
     p.add_argument("--data", default=None, metavar="FILE", help="labelled file to evaluate on")
     _add_column_args(p)
+    p.add_argument("--tag-column", type=int, default=None,
+                   help="tagger runs: 0-based column of the tag in the CoNLL file (default: the run's)")
     p.add_argument("--output", default=None, metavar="JSON",
                    help="where to write the result (default: RUN_DIR/evaluation_<model>_<file>.json)")
 
 
 def _add_predict_args(p):
     _add_model_args(p)
-    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to label; none: one text a line from stdin")
+    p.add_argument("texts", nargs="*", metavar="TEXT",
+                   help="texts to label; none: one text a line from stdin. A run trained on sentence pairs "
+                   "takes each pair as 'first<TAB>second'; a tagger run tags each whitespace-separated word")
 
 
 def _add_benchmark_args(p):
@@ -209,9 +213,10 @@ COMMANDS = {
         "With --teacher RUN_DIR --train FILE --dev FILE: a DistilBERT student of a fine-tuned teacher.",
         _add_distill_args,
     ),
-    "evaluate": ("Accuracy and confusion matrix of a saved model on a labelled file.", _add_evaluate_args),
-    "predict": ("Labels and probabilities of texts (arguments, or stdin one a line): label<TAB>probability<TAB>text.",
-                _add_predict_args),
+    "evaluate": ("Accuracy and confusion matrix of a saved model on a labelled file (a tagger run: entity-level "
+                 "precision, recall and F1 per type on a CoNLL file).", _add_evaluate_args),
+    "predict": ("Labels and probabilities of texts (arguments, or stdin one a line): label<TAB>probability<TAB>text; "
+                "a tagger run prints word/TAG for each word.", _add_predict_args),
     "export": ("Export a run's model: a TF Serving SavedModel, a TFLite file, or a Hugging Face folder.",
                _add_export_args),
     "benchmark": ("Inference latency and throughput of every model of a run (median of repeated calls), "
@@ -380,8 +385,16 @@ def _distill(values, given):
 
 def _evaluate(values, given):
     from tfdistil.jobs import evaluate_run
+    from tfdistil.jobs.ner import evaluate_ner_run
+    from tfdistil.jobs.runs import run_task
 
     _require(values, REQUIRED["evaluate"])
+    if run_task(values["run"]) == "ner":
+        result = evaluate_ner_run(values["run"], values["data"], model=values["model"],
+                                  tag_column=values["tag_column"], batch_size=values["batch_size"],
+                                  output=values["output"])
+        print(json.dumps(result, indent=2))
+        return
     result = evaluate_run(
         values["run"], values["data"], model=values["model"], text_column=values["text_column"],
         text_pair_column=values["text_pair_column"], label_column=values["label_column"],
@@ -392,6 +405,8 @@ def _evaluate(values, given):
 
 def _predict(values, given):
     from tfdistil.jobs import predict_run
+    from tfdistil.jobs.ner import predict_ner_run
+    from tfdistil.jobs.runs import run_config, run_task
 
     _require(values, REQUIRED["predict"])
     texts = list(values["texts"] or [])
@@ -400,9 +415,23 @@ def _predict(values, given):
         texts = [t for t in texts if t.strip()]
     if not texts:
         raise UsageError("no texts to label: give them as arguments or one a line on stdin")
-    for text, (label, probability) in zip(texts, predict_run(values["run"], texts, model=values["model"],
-                                                            batch_size=values["batch_size"])):
-        print(f"{label}\t{probability:.4f}\t{text}")
+    run = values["run"]
+    if run_task(run) == "ner":
+        for tagged in predict_ner_run(run, texts, model=values["model"], batch_size=values["batch_size"]):
+            print(" ".join(f"{word}/{tag}" for word, tag in tagged))
+        return
+    pairs = None
+    if run_config(run).get("text_pair_column"):
+        for number, text in enumerate(texts, 1):
+            if "\t" not in text:
+                raise UsageError(f"input {number} ({text[:60]!r}) has no TAB: this run was trained on sentence "
+                                 "pairs; give each as 'first<TAB>second'")
+        texts, pairs = zip(*(text.split("\t", 1) for text in texts))
+        texts, pairs = list(texts), list(pairs)
+    results = predict_run(run, texts, model=values["model"], batch_size=values["batch_size"], text_pairs=pairs)
+    for i, (label, probability) in enumerate(results):
+        shown = texts[i] if pairs is None else f"{texts[i]}\t{pairs[i]}"
+        print(f"{label}\t{probability:.4f}\t{shown}")
 
 
 def _export(values, given):

@@ -8,13 +8,14 @@ import os
 import time
 
 import keras
+import tensorflow as tf
 
 from tfdistil import evaluation, report as reporting
 from tfdistil.data import load_sentiment_dataset, make_classification_dataset
 from tfdistil.distillation import Distiller, init_student_from_teacher
 from tfdistil.models import BertBackbone, DistilBertBackbone, TextClassifier
 from tfdistil.text import WordPieceTokenizer, learn_vocabulary, save_vocabulary
-from tfdistil.training import make_optimizer, precision_scope, run_callbacks
+from tfdistil.training import fit_run, make_optimizer, precision_scope
 
 logger = logging.getLogger("tfdistil")
 
@@ -58,12 +59,11 @@ def count_batches(dataset):
     return n if n >= 0 else sum(1 for _ in dataset)
 
 
-def _fit_plain(model, train_ds, dev_ds, epochs, steps_per_epoch, lr, run_dir, name, verbose, patience):
+def _fit_plain(model, train_ds, dev_ds, epochs, steps_per_epoch, lr, run_dir, name, verbose, patience,
+               epoch_variable=None):
     model.compile(optimizer=make_optimizer(lr, epochs * steps_per_epoch), loss=_sparse_ce(), metrics=["accuracy"])
-    history = model.fit(
-        train_ds, validation_data=dev_ds, epochs=epochs, verbose=verbose, shuffle=False,  # tf.data shuffles
-        callbacks=run_callbacks(run_dir, name, patience=patience),
-    )
+    history = fit_run(model, train_ds, dev_ds, epochs=epochs, run_dir=run_dir, name=name, patience=patience,
+                      epoch_variable=epoch_variable, verbose=verbose)
     return history.history
 
 
@@ -110,7 +110,9 @@ def _distill_default(config, run_dir, policy, reason, start):
     vocab = learn_vocabulary(train.texts, config.vocabulary_size, progress=False)
     save_vocabulary(vocab, os.path.join(run_dir, "vocab.txt"))
     tokenizer = WordPieceTokenizer(vocab, sequence_length=config.sequence_length, pad_to_sequence_length=False)
-    train_ds = make_classification_dataset(train, tokenizer, config.batch_size, shuffle=True, seed=config.seed)
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    train_ds = make_classification_dataset(train, tokenizer, config.batch_size, shuffle=True, seed=config.seed,
+                                           epoch=epoch)
     dev_ds = make_classification_dataset(dev, tokenizer, config.batch_size)
     steps_per_epoch = count_batches(train_ds)
 
@@ -133,7 +135,7 @@ def _distill_default(config, run_dir, policy, reason, start):
         )
         history = _fit_plain(
             teacher, train_ds, dev_ds, config.teacher_epochs, steps_per_epoch, config.teacher_learning_rate,
-            run_dir, "teacher", config.verbose, config.patience,
+            run_dir, "teacher", config.verbose, config.patience, epoch,
         )
         histories = {"teacher": history_lists(history)}
         # Saved now, trainable (the Distiller freezes it) and before the students start,
@@ -144,12 +146,12 @@ def _distill_default(config, run_dir, policy, reason, start):
     student_layers = max(teacher.backbone.num_layers // 2, 1)
     return distil_students(
         teacher, student_layers, train_ds, dev_ds, dev.label_names, len(dev), steps_per_epoch, histories,
-        config, run_dir, policy, reason, start, sequence_length=config.sequence_length,
+        config, run_dir, policy, reason, start, sequence_length=config.sequence_length, epoch_variable=epoch,
     )
 
 
 def distil_students(teacher, student_layers, train_ds, dev_ds, label_names, dev_examples, steps_per_epoch,
-                    histories, config, run_dir, policy, reason, start, sequence_length):
+                    histories, config, run_dir, policy, reason, start, sequence_length, epoch_variable=None):
     """A DistilBERT student of `student_layers` layers initialised from `teacher` (default
     layer map), distilled from it, the same student trained on hard labels alone, and the
     report comparing the three (report.json/md, plots, models/student_*.keras).
@@ -183,14 +185,12 @@ def distil_students(teacher, student_layers, train_ds, dev_ds, label_names, dev_
         optimizer=make_optimizer(config.student_learning_rate, config.student_epochs * steps_per_epoch),
         metrics=["accuracy"],
     )
-    h = distiller.fit(
-        train_ds, validation_data=dev_ds, epochs=config.student_epochs, verbose=config.verbose, shuffle=False,
-        callbacks=run_callbacks(run_dir, "student_distilled", patience=config.patience),
-    )
+    h = fit_run(distiller, train_ds, dev_ds, epochs=config.student_epochs, run_dir=run_dir, name="student_distilled",
+                patience=config.patience, epoch_variable=epoch_variable, verbose=config.verbose)
     histories["student (distilled)"] = h.history
     histories["student (hard labels)"] = _fit_plain(
         hard_student, train_ds, dev_ds, config.student_epochs, steps_per_epoch, config.student_learning_rate, run_dir,
-        "student_hard_labels", config.verbose, config.patience,
+        "student_hard_labels", config.verbose, config.patience, epoch_variable,
     )
 
     rows = []

@@ -358,6 +358,28 @@ def _unbatch_trimmed(ds):
     return ds.unbatch().map(trim, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def _examples(columns: tuple, n: int, shuffle: bool, seed: int, epoch) -> tf.data.Dataset:
+    """One element a row of `columns` (tensors or ragged tensors of `n` rows), maybe shuffled.
+
+    With `epoch` (an int64 tf.Variable) the order of an iteration is a function of `seed` and
+    the value of `epoch` when the iteration starts: epoch e is the same in any process (what a
+    resumed run needs to skip exactly the batches it already trained on). Without it, tf.data
+    reshuffles each iteration from `seed`."""
+    ds = tf.data.Dataset.from_tensor_slices(columns)
+    if not shuffle:
+        return ds
+    if epoch is None:
+        return ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+
+    def shuffled(_):
+        key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch.read_value(), tf.int64)])
+        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=key)  # (n,)
+        # Sliced like the unshuffled columns, so ragged rows stay ragged.
+        return tf.data.Dataset.from_tensor_slices(tuple(tf.gather(c, order) for c in columns))
+
+    return tf.data.Dataset.range(1).flat_map(shuffled)
+
+
 def make_classification_dataset(
     data: TextClassificationData,
     tokenizer,
@@ -368,6 +390,7 @@ def make_classification_dataset(
     drop_remainder: bool = False,
     pad_to_bucket_boundary: bool = False,
     log_truncation: bool = True,
+    epoch: tf.Variable | None = None,
 ) -> tf.data.Dataset:
     """A `(features, labels)` dataset for text (or text-pair) classification.
 
@@ -391,6 +414,9 @@ def make_classification_dataset(
             padding.
         log_truncation: log how many examples `tokenizer` truncates (see `count_truncated`;
             the lengths are computed anyway, to count the batches).
+        epoch: with `shuffle`, an int64 `tf.Variable` holding the epoch number: the order of
+            an epoch is then a function of `seed` and the epoch alone, reproducible in a new
+            process (`tfdistil.training.fit_resumable` sets it and resumes mid-epoch).
 
     Returns:
         tf.data.Dataset of ``({"token_ids", "segment_ids", "padding_mask"}: int32 (batch, L),
@@ -410,9 +436,7 @@ def make_classification_dataset(
     if data.text_pairs is not None:
         columns.append(tf.constant(data.text_pairs, tf.string))
     columns.append(tf.constant(data.labels, tf.int32))
-    ds = tf.data.Dataset.from_tensor_slices(tuple(columns))
-    if shuffle:
-        ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
+    ds = _examples(tuple(columns), len(data), shuffle, seed, epoch)
 
     def tokenize(*batch):
         *texts, labels = batch
@@ -506,6 +530,7 @@ def make_token_classification_dataset(
     drop_remainder: bool = False,
     pad_to_bucket_boundary: bool = False,
     log_truncation: bool = True,
+    epoch: tf.Variable | None = None,
 ) -> tf.data.Dataset:
     """A `(features, labels)` dataset for token classification (NER) with word-piece alignment.
 
@@ -534,9 +559,7 @@ def make_token_classification_dataset(
     }
     pad_id = special_ids["pad"]
 
-    ds = tf.data.Dataset.from_tensor_slices((_ragged_strings(data.sentences), _ragged_ints(data.tag_ids())))
-    if shuffle:
-        ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
+    ds = _examples((_ragged_strings(data.sentences), _ragged_ints(data.tag_ids())), len(data), shuffle, seed, epoch)
 
     def tokenize(words, tags):
         # words, tags: (chunk, words) ragged

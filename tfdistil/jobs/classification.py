@@ -7,6 +7,7 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tfdistil import evaluation, report as reporting
 from tfdistil.data import DataError, make_classification_dataset, read_text_classification
@@ -122,11 +123,13 @@ def finetune(config):
         print(f"[tfdistil] teacher: {type(model.backbone).__name__} with {model.backbone.num_layers} layers, "
               f"{model.count_params():,} parameters")
 
-        train_ds = make_classification_dataset(train, tokenizer, config.batch_size, shuffle=True, seed=config.seed)
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        train_ds = make_classification_dataset(train, tokenizer, config.batch_size, shuffle=True, seed=config.seed,
+                                               epoch=epoch)
         dev_ds = make_classification_dataset(dev, tokenizer, config.batch_size)
         history = _fit_plain(
             model, train_ds, dev_ds, config.epochs, count_batches(train_ds), learning_rate, run_dir,
-            FINETUNE_MODEL, config.verbose, config.patience,
+            FINETUNE_MODEL, config.verbose, config.patience, epoch,
         )
         model.save(os.path.join(run_dir, "models", f"{FINETUNE_MODEL}.keras"))
         dev_accuracy = evaluation.accuracy(model, dev_ds)
@@ -188,11 +191,13 @@ def distill_from_run(config):
                 previous = json.load(f)
             if "history" in previous:
                 histories["teacher"] = previous["history"]
-        train_ds = make_classification_dataset(train, tokenizer, config.batch_size, shuffle=True, seed=config.seed)
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        train_ds = make_classification_dataset(train, tokenizer, config.batch_size, shuffle=True, seed=config.seed,
+                                               epoch=epoch)
         dev_ds = make_classification_dataset(dev, tokenizer, config.batch_size)
         return distil_students(
             teacher, student_layers, train_ds, dev_ds, label_names, len(dev), count_batches(train_ds), histories,
-            config, run_dir, policy, reason, start, sequence_length=tokenizer.sequence_length,
+            config, run_dir, policy, reason, start, sequence_length=tokenizer.sequence_length, epoch_variable=epoch,
         )
 
 
@@ -235,17 +240,21 @@ def evaluate_run(run_dir, data, model=None, text_column=None, text_pair_column=N
     return result
 
 
-def predict_run(run_dir, texts, model=None, batch_size=32):
-    """(label, probability) of each text by a run's saved model, in input order."""
-    import tensorflow as tf
-
+def predict_run(run_dir, texts, model=None, batch_size=32, text_pairs=None):
+    """(label, probability) of each text (with `text_pairs`: of each text pair) by a run's saved
+    model, in input order."""
     check_run_dir(run_dir)
+    if text_pairs is not None and len(text_pairs) != len(texts):
+        raise RunError(f"{len(texts)} texts but {len(text_pairs)} second texts")
     label_names = load_run_label_names(run_dir)
     tokenizer = load_run_tokenizer(run_dir)
     _, model_ = load_run_model(run_dir, model)
     results = []
     for i in range(0, len(texts), batch_size):
-        features = tokenizer(tf.constant(texts[i: i + batch_size], tf.string))
+        segments = [tf.constant(texts[i: i + batch_size], tf.string)]
+        if text_pairs is not None:
+            segments.append(tf.constant(text_pairs[i: i + batch_size], tf.string))
+        features = tokenizer(*segments)
         logits = np.asarray(model_(features, training=False), dtype=np.float64)  # (batch, classes)
         logits -= logits.max(axis=-1, keepdims=True)
         probs = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)

@@ -21,8 +21,11 @@ import warnings
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-from tfdistil.data import IGNORE_INDEX, align_predictions, make_token_classification_dataset, read_conll
+from tfdistil.data import (
+    IGNORE_INDEX, TokenClassificationData, align_predictions, make_token_classification_dataset, read_conll,
+)
 from tfdistil.distillation import Distiller, init_student_from_teacher
 from tfdistil.jobs.classification import HF_LEARNING_RATE, SCRATCH_LEARNING_RATE
 from tfdistil.jobs.teacher import build_teacher, check_teacher_source
@@ -32,13 +35,14 @@ from tfdistil.jobs.runs import (
     load_run_label_names,
     load_run_model,
     load_run_tokenizer,
+    run_config,
     save_run_label_names,
     save_run_tokenizer,
     write_json,
 )
 from tfdistil.models import DistilBertBackbone, TokenClassifier
 from tfdistil.recipes import count_batches, history_lists
-from tfdistil.training import make_optimizer, precision_scope, run_callbacks
+from tfdistil.training import fit_run, make_optimizer, precision_scope
 
 FINETUNE_MODEL = "model"
 OVERALL = "micro avg"  # seqeval's name for the scores over all entities
@@ -99,6 +103,42 @@ def evaluate_ner(model, data, tokenizer, batch_size=32):
     return seqeval_scores(data.tags, pred, entity_types(data.label_names))
 
 
+def evaluate_ner_run(run_dir, data, model=None, tag_column=None, batch_size=32, output=None):
+    """Entity-level precision/recall/F1 (seqeval) of a tagger run's saved model on a CoNLL file.
+    `tag_column` defaults to the one the run was trained with. Writes JSON to `output` (default
+    RUN_DIR/evaluation_<model>_<file>.json) and returns it."""
+    if tag_column is None:
+        tag_column = run_config(run_dir).get("tag_column", 1)
+    label_names = load_run_label_names(run_dir)
+    tokenizer = load_run_tokenizer(run_dir)
+    dev = read_conll(data, label_names=label_names, tag_column=tag_column)
+    name, model_ = load_run_model(run_dir, model)
+    scores = evaluate_ner(model_, dev, tokenizer, batch_size)
+    overall = scores[OVERALL]
+    result = {"run": str(run_dir), "model": name, "data": str(data), "sentences": len(dev),
+              "precision": overall["precision"], "recall": overall["recall"], "f1": overall["f1"],
+              "per_type": {t: scores[t] for t in entity_types(label_names)}}
+    if output is None:
+        stem = os.path.splitext(os.path.basename(str(data)))[0]
+        output = os.path.join(run_dir, f"evaluation_{name}_{stem}.json")
+    write_json(output, result)
+    result["output"] = output
+    return result
+
+
+def predict_ner_run(run_dir, texts, model=None, batch_size=32):
+    """The tag of each word (whitespace-separated) of each text by a tagger run's saved model:
+    one list of (word, tag) a text, in input order."""
+    label_names = load_run_label_names(run_dir)
+    tokenizer = load_run_tokenizer(run_dir)
+    _, model_ = load_run_model(run_dir, model)
+    sentences = [text.split() for text in texts]
+    data = TokenClassificationData(sentences=sentences, tags=[["O"] * len(s) for s in sentences],
+                                   label_names=list(label_names), path="<predict>")
+    tags = predict_word_tags(model_, data, tokenizer, batch_size)
+    return [list(zip(words, row)) for words, row in zip(sentences, tags)]
+
+
 # ----------------------------------------------------------------------------- reports
 
 
@@ -152,16 +192,15 @@ def _token_loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE_INDEX)
 
 
-def _fit_tagger(model, train_ds, dev_ds, epochs, steps, learning_rate, run_dir, name, verbose, patience):
+def _fit_tagger(model, train_ds, dev_ds, epochs, steps, learning_rate, run_dir, name, verbose, patience,
+                epoch_variable=None):
     # Keras' "accuracy" would count -100 positions, so plain taggers early-stop on dev loss.
     model.compile(optimizer=make_optimizer(learning_rate, epochs * steps), loss=_token_loss())
     with warnings.catch_warnings():
         # A BERT backbone's pooler feeds no token logits: it gets no gradient, as expected.
         warnings.filterwarnings("ignore", message=r"Gradients do not exist for variables \['pooler/")
-        history = model.fit(
-            train_ds, validation_data=dev_ds, epochs=epochs, verbose=verbose, shuffle=False,  # tf.data shuffles
-            callbacks=run_callbacks(run_dir, name, monitor="val_loss", mode="min", patience=patience),
-        )
+        history = fit_run(model, train_ds, dev_ds, epochs=epochs, run_dir=run_dir, name=name, patience=patience,
+                          monitor="val_loss", mode="min", epoch_variable=epoch_variable, verbose=verbose)
     return history_lists(history.history)
 
 
@@ -207,10 +246,12 @@ def finetune_ner(train_path, dev_path, run_dir, *, hf=None, preset=None, vocabul
         save_run_label_names(train.label_names, run_dir)
         print(f"[tfdistil] tagger: {type(model.backbone).__name__} with {model.backbone.num_layers} layers, "
               f"{model.count_params():,} parameters")
-        train_ds = make_token_classification_dataset(train, tokenizer, batch_size, shuffle=True, seed=seed)
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        train_ds = make_token_classification_dataset(train, tokenizer, batch_size, shuffle=True, seed=seed,
+                                                     epoch=epoch)
         dev_ds = make_token_classification_dataset(dev, tokenizer, batch_size)
         history = _fit_tagger(model, train_ds, dev_ds, epochs, count_batches(train_ds), learning_rate, run_dir,
-                              FINETUNE_MODEL, verbose, patience)
+                              FINETUNE_MODEL, verbose, patience, epoch)
         model.save(os.path.join(run_dir, "models", f"{FINETUNE_MODEL}.keras"))
         scores = evaluate_ner(model, dev, tokenizer, batch_size)
     row = _model_row(FINETUNE_MODEL, model, scores, types)
@@ -283,19 +324,21 @@ def distill_ner(teacher_run_dir, train_path, dev_path, run_dir, *, student_layer
         hard_student, _ = make_student("student_hard_labels")
         print(f"[tfdistil] student: {student_layers} layers from teacher layers {layer_map}, "
               f"{student.count_params():,} parameters")
-        train_ds = make_token_classification_dataset(train, tokenizer, batch_size, shuffle=True, seed=seed)
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        train_ds = make_token_classification_dataset(train, tokenizer, batch_size, shuffle=True, seed=seed,
+                                                     epoch=epoch)
         dev_ds = make_token_classification_dataset(dev, tokenizer, batch_size)
         steps = count_batches(train_ds)
         distiller = Distiller(teacher, student, alpha=alpha, temperature=temperature,
                               hidden_cosine_weight=hidden_cosine_weight, layer_map=layer_map)
         # The Distiller's accuracy skips -100 labels and padding (it masks the logits).
         distiller.compile(optimizer=make_optimizer(learning_rate, epochs * steps), metrics=["accuracy"])
-        h = distiller.fit(train_ds, validation_data=dev_ds, epochs=epochs, verbose=verbose, shuffle=False,
-                          callbacks=run_callbacks(run_dir, "student_distilled", patience=patience))
+        h = fit_run(distiller, train_ds, dev_ds, epochs=epochs, run_dir=run_dir, name="student_distilled",
+                    patience=patience, epoch_variable=epoch, verbose=verbose)
         histories = {"student (distilled)": history_lists(h.history)}
         histories["student (hard labels)"] = _fit_tagger(
             hard_student, train_ds, dev_ds, epochs, steps, learning_rate, run_dir, "student_hard_labels", verbose,
-            patience,
+            patience, epoch,
         )
         rows = []
         for label, model in (("teacher", teacher), ("student (distilled)", student),

@@ -38,6 +38,17 @@ def _read_json(path, what):
         return json.load(f)
 
 
+def run_config(run_dir):
+    """The run's config.json as a dict ({} when the run has none)."""
+    path = os.path.join(check_run_dir(run_dir), "config.json")
+    return _read_json(path, "run config") if os.path.isfile(path) else {}
+
+
+def run_task(run_dir):
+    """"ner" for a tagger run (`finetune --task ner`, `distill` of a tagger), else "classification"."""
+    return run_config(run_dir).get("task", "classification")
+
+
 def write_json(path, value):
     with open(path, "w", encoding="utf-8") as f:
         json.dump(value, f, indent=2)

@@ -1,0 +1,189 @@
+"""`fit_resumable`: `model.fit` that a killed process picks up where it stopped, mid-epoch.
+
+Keras' `BackupAndRestore` restores the weights and the epoch, but not the position inside the
+epoch: a run killed after 900 of 1,000 batches trains those 900 again. Here every
+`save_every` batches the weights, the optimizer state, the history so far, the early-stopping
+state and the position (epoch, batches done) go to `backup_dir`; a new call with the same
+`backup_dir` loads them, skips the finished batches of that epoch and goes on. Skipping is
+exact when the epoch's order of batches can be reproduced in a new process: unshuffled data,
+or a `tfdistil.data` dataset shuffled with an `epoch` variable (the order of epoch e is then a
+function of the seed and e alone), which `fit_resumable` sets before each epoch.
+
+Each epoch is one `model.fit(initial_epoch=e, epochs=e + 1)` call: the compiled train
+function is kept between calls, the learning-rate schedule follows `optimizer.iterations`
+(saved with the optimizer), and callbacks see `on_train_begin/end` once an epoch.
+"""
+import json
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+
+STATE_FILE = "state.json"
+WEIGHTS_FILE = "latest.weights.h5"
+BEST_FILE = "best.weights.h5"
+
+
+class _Progbar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, told the run's epoch count rather than this call's."""
+
+    def __init__(self, total_epochs):
+        super().__init__()
+        self._total_epochs = total_epochs
+
+    def set_params(self, params):
+        super().set_params(dict(params, epochs=self._total_epochs))
+
+
+class _Backup(keras.callbacks.Callback):
+    """Saves the state every `every` batches of one epoch (batch numbers offset by `skipped`)."""
+
+    def __init__(self, save, epoch, skipped, every):
+        super().__init__()
+        self._save, self._epoch, self._skipped, self._every = save, epoch, skipped, every
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = self._skipped + batch + 1
+        if self._every and done % self._every == 0:
+            self._save(self._epoch, done)
+
+
+def _atomic_json(path, value):
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(value, f)
+    os.replace(tmp, path)
+
+
+def _atomic_weights(model, path):
+    tmp = path[: -len(".weights.h5")] + ".tmp.weights.h5"
+    model.save_weights(tmp)
+    os.replace(tmp, path)
+
+
+def read_backup(backup_dir):
+    """The saved state of an interrupted `fit_resumable` (dict with `epoch`, `batch`,
+    `history`, ...) or None."""
+    path = os.path.join(backup_dir, STATE_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _seed_states(model):
+    """The dropout layers' random-number states: `save_weights` leaves them out, and without
+    them a resumed run would draw other dropout masks than the run it continues."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def _improved(value, best, mode):
+    if best is None:
+        return True
+    return value > best if mode == "max" else value < best
+
+
+def fit_resumable(model, train_data, *, epochs, backup_dir, validation_data=None, callbacks=(),
+                  epoch_variable=None, save_every=100, monitor="val_accuracy", mode="max", patience=None,
+                  verbose=1):
+    """Train like `model.fit(train_data, validation_data=..., epochs=...)`, resumably.
+
+    Args:
+        model: a compiled Keras model (or `Distiller`).
+        train_data: a tf.data dataset of training batches (one pass = one epoch).
+        epochs: total epochs of the run (also when resuming).
+        backup_dir: where the state lives while the run is unfinished; removed at the end.
+        validation_data: evaluated after each epoch (needed for early stopping).
+        callbacks: more Keras callbacks (TensorBoard, ...).
+        epoch_variable: the `epoch` tf.Variable the dataset was shuffled with (see
+            `make_classification_dataset`); set to each epoch's number before it starts, so
+            that a resumed epoch replays the same order and skips exactly the done batches.
+        save_every: batches between saves inside an epoch (0: only at epoch ends).
+        monitor, mode, patience: early stopping on `monitor` ("max" or "min") after `patience`
+            epochs without improvement, with the best epoch's weights restored at the end
+            (None: no early stopping). Its state is saved too.
+        verbose: Keras' fit verbosity.
+
+    Returns:
+        A `keras.callbacks.History` whose `history` holds every epoch of the run, the
+        epochs before an interruption included.
+    """
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    if save_every < 0:
+        raise ValueError(f"save_every must be >= 0, got {save_every}")
+    os.makedirs(backup_dir, exist_ok=True)
+    state = read_backup(backup_dir) or {"epoch": 0, "batch": 0, "history": {}, "best": None, "wait": 0,
+                                        "best_epoch": None, "stopped": False}
+    if state["epoch"] or state["batch"]:
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(os.path.join(backup_dir, WEIGHTS_FILE))
+        for variable, value in zip(_seed_states(model), state.get("seed_states", [])):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+        if verbose:
+            print(f"[tfdistil] resuming from {backup_dir}: epoch {state['epoch'] + 1}, "
+                  f"{state['batch']} batches already done")
+
+    def save(epoch, batch):
+        _atomic_weights(model, os.path.join(backup_dir, WEIGHTS_FILE))
+        seeds = [np.asarray(v.numpy()).tolist() for v in _seed_states(model)]
+        _atomic_json(os.path.join(backup_dir, STATE_FILE), dict(state, epoch=epoch, batch=batch, seed_states=seeds))
+
+    history = state["history"]
+    epoch = state["epoch"]
+    while epoch < epochs and not state["stopped"]:
+        skip = state["batch"]
+        if epoch_variable is not None:
+            epoch_variable.assign(epoch)
+        data = train_data.skip(skip) if skip else train_data
+        extra = [_Backup(save, epoch, skip, save_every)]
+        if verbose:
+            extra.append(_Progbar(epochs))
+        h = model.fit(data, validation_data=validation_data, initial_epoch=epoch, epochs=epoch + 1,
+                      verbose=verbose, shuffle=False, callbacks=[*callbacks, *extra])
+        for key, values in h.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+        if patience is not None:
+            if monitor not in h.history:
+                raise ValueError(f"early stopping monitors {monitor!r}, which fit does not log: "
+                                 f"{sorted(h.history)}")
+            value = float(h.history[monitor][-1])
+            if _improved(value, state["best"], mode):
+                state.update(best=value, wait=0, best_epoch=epoch)
+                _atomic_weights(model, os.path.join(backup_dir, BEST_FILE))
+            else:
+                state["wait"] += 1
+                if state["wait"] >= patience:
+                    state["stopped"] = True
+        if getattr(model, "stop_training", False):
+            state["stopped"] = True
+        epoch += 1
+        state.update(history=history, batch=0)
+        save(epoch, 0)
+    if patience is not None and state["best_epoch"] is not None and state["best_epoch"] != epoch - 1:
+        model.load_weights(os.path.join(backup_dir, BEST_FILE))
+        if verbose:
+            print(f"[tfdistil] early stopping: best {monitor} {state['best']:.4f} at epoch "
+                  f"{state['best_epoch'] + 1}; its weights restored")
+    shutil.rmtree(backup_dir, ignore_errors=True)
+    result = keras.callbacks.History()
+    result.history = {k: list(np.asarray(v, dtype=float)) for k, v in history.items()}
+    result.epoch = list(range(len(next(iter(history.values()), []))))
+    return result
+
+
+def fit_run(model, train_data, validation_data, *, epochs, run_dir, name, patience=None, monitor="val_accuracy",
+            mode="max", epoch_variable=None, save_every=100, verbose=1):
+    """`fit_resumable` for a model of a run: TensorBoard logs in `run_dir/logs/<name>`, backups
+    in `run_dir/backup/<name>` (removed once finished)."""
+    from tfdistil.training.callbacks import run_callbacks
+
+    return fit_resumable(
+        model, train_data, epochs=epochs, backup_dir=os.path.join(run_dir, "backup", name),
+        validation_data=validation_data, callbacks=run_callbacks(run_dir, name, backup=False),
+        epoch_variable=epoch_variable, save_every=save_every, monitor=monitor, mode=mode, patience=patience,
+        verbose=verbose,
+    )
