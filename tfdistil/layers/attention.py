@@ -2,6 +2,7 @@
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -11,6 +12,25 @@ def clone_initializer(initializer):
     if isinstance(initializer, keras.initializers.Initializer):
         return initializer.__class__.from_config(initializer.get_config())
     return initializer
+
+
+def project(inputs, kernel, bias, activation=None):
+    """`activation(inputs @ kernel + bias)` over the last axis, computed as one 2-D MatMul
+    and a BiasAdd.
+
+    On CPU, TensorFlow's oneDNN rewrite fuses MatMul + BiasAdd (+ GELU or ReLU) into one
+    kernel; it does not for the batched matmul a 3-D input gets, nor for a broadcast add.
+    The fusion saves whole passes over (tokens, width) activations, which is most of what
+    mixed_bfloat16 spends outside the matmuls.
+    """
+    leading = ops.shape(inputs)[:-1]
+    # (batch, seq, in) -> (batch * seq, in)
+    x = ops.reshape(inputs, (-1, inputs.shape[-1]))
+    x = tf.nn.bias_add(tf.matmul(x, ops.cast(kernel, x.dtype)), ops.cast(bias, x.dtype))
+    if activation is not None:
+        x = activation(x)
+    # (batch * seq, out) -> (batch, seq, out)
+    return ops.reshape(x, (*leading, kernel.shape[-1]))
 
 
 def self_attention_output_spec(layer, inputs, return_attention_scores):
@@ -97,26 +117,26 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     def call(self, inputs, padding_mask=None, return_attention_scores=False, training=None):
         batch = ops.shape(inputs)[0]
         seq = ops.shape(inputs)[1]
-        qkv = ops.matmul(inputs, ops.cast(self.qkv_kernel, inputs.dtype))
-        qkv = qkv + ops.cast(self.qkv_bias, inputs.dtype)
+        qkv = project(inputs, self.qkv_kernel, self.qkv_bias)
         qkv = ops.reshape(qkv, (batch, seq, 3, self.num_heads, self.head_dim))
-        # (batch, seq, 3, heads, head_dim) -> 3 x (batch, seq, heads, head_dim)
-        query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        # One transpose for all three: (batch, seq, 3, heads, head_dim) -> (3, batch, heads, seq, head_dim).
+        # Unstack rather than index: the gradient of unstack is one stack, where three
+        # slices would each scatter into a full-size zero tensor.
+        query, key, value = ops.unstack(ops.transpose(qkv, (2, 0, 3, 1, 4)), 3, axis=0)
         # Scale the query, not the scores: one (seq x head_dim) multiply.
         query = query * ops.cast(1.0 / math.sqrt(self.head_dim), query.dtype)
         # (batch, heads, seq_q, seq_k)
-        scores = ops.einsum("bqhd,bkhd->bhqk", query, key)
+        scores = tf.matmul(query, key, transpose_b=True)
         # Softmax in float32: exp() of bf16/fp16 scores loses too much.
         scores = ops.cast(scores, "float32")
         if padding_mask is not None:
             scores = scores + padding_mask_to_bias(padding_mask)
         probs = ops.softmax(scores, axis=-1)
         dropped = self.dropout_layer(ops.cast(probs, inputs.dtype), training=training)
-        # (batch, seq_q, heads, head_dim)
-        context = ops.einsum("bhqk,bkhd->bqhd", dropped, value)
+        # (batch, heads, seq, head_dim) -> (batch, seq, heads, head_dim) -> (batch, seq, hidden)
+        context = ops.transpose(ops.matmul(dropped, value), (0, 2, 1, 3))
         context = ops.reshape(context, (batch, seq, self.hidden_dim))
-        output = ops.matmul(context, ops.cast(self.output_kernel, inputs.dtype))
-        output = output + ops.cast(self.output_bias, inputs.dtype)
+        output = project(context, self.output_kernel, self.output_bias)
         if return_attention_scores:
             return output, probs
         return output
