@@ -2,7 +2,7 @@
 import keras
 from keras import ops
 
-from tfdistil.layers.attention import clone_initializer
+from tfdistil.layers.attention import clone_initializer, project
 
 
 def gelu_exact(x):
@@ -63,8 +63,11 @@ class FeedForwardNetwork(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=None):
-        x = self.intermediate_dense(inputs)
-        x = self.output_dense(x)
+        # The Dense layers hold the weights (their names are the checkpoint mapping's);
+        # `project` runs them as fusable 2-D MatMul + BiasAdd (+ activation).
+        inner, outer = self.intermediate_dense, self.output_dense
+        x = project(inputs, inner.kernel, inner.bias, inner.activation)
+        x = project(x, outer.kernel, outer.bias)
         return self.dropout_layer(x, training=training)
 
     def compute_output_shape(self, inputs_shape):
