@@ -176,3 +176,29 @@ def test_metadata_free_file_is_json_independent(setup):
     runner = TFLiteClassifier(setup["files"]["DistilBertBackbone", "float32"].read_bytes())
     assert runner.sequence_length == SEQ_LEN
     json.dumps({"sequence_length": runner.sequence_length})
+
+
+def test_a_model_trained_under_mixed_bfloat16_exports_in_float32(tmp_path):
+    """TFLite has no bfloat16 kernels: a classifier built and trained under mixed_bfloat16 (the
+    automatic policy on this CPU) exports from a float32 copy of its weights. The reference is
+    the same architecture built here under float32 with those weights."""
+    vocab = tiny_vocabulary()
+    tokenizer = WordPieceTokenizer(vocab, sequence_length=SEQ_LEN, pad_to_sequence_length=True)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = tiny_classifier(DistilBertBackbone, tokenizer)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert model.backbone.dtype_policy.name == "mixed_bfloat16"
+    path = export_tflite(model, tmp_path / "bf16.tflite", sequence_length=SEQ_LEN)
+    backbone = DistilBertBackbone(vocabulary_size=len(vocab), num_layers=2, num_heads=2, hidden_dim=32,
+                                  intermediate_dim=64, max_sequence_length=32, dtype="float32")
+    reference = TextClassifier(backbone, num_classes=3)
+    reference.set_weights(model.get_weights())
+    inputs = {k: np.asarray(v) for k, v in tokenizer(tf.constant(SENTENCES)).items()}
+    want = np.asarray(reference(inputs, training=False))
+    got = TFLiteClassifier(str(path))(inputs)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    # And the bfloat16 model itself is further away than that: the export did not run in bf16.
+    assert np.abs(np.asarray(model(inputs, training=False), np.float32) - want).max() > 1e-4

@@ -50,6 +50,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import keras
 import tensorflow as tf
 
 from tfdistil.export.saved_model import _tf_variable, _Unwrapped
@@ -113,8 +114,37 @@ def export_tflite(model, path, quantize="float32", sequence_length=128):
     return path
 
 
+def _float32_config(config):
+    """`config` with every dtype policy replaced by float32."""
+    if isinstance(config, dict):
+        return {k: ("float32" if k == "dtype" and v is not None else _float32_config(v)) for k, v in config.items()}
+    if isinstance(config, list):
+        return [_float32_config(v) for v in config]
+    return config
+
+
+def float32_copy(model):
+    """`model` itself when it computes in float32, else the same model rebuilt under float32 with
+    its weights. TFLite has no bfloat16 kernels, and a model trained under a mixed policy keeps
+    float32 variables, so the copy loses nothing (it computes in float32, as the TFLite float32
+    export should)."""
+    policies = {layer.dtype_policy.name for layer in model._flatten_layers()}
+    if policies == {"float32"}:
+        return model
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        copy = model.__class__.from_config(_float32_config(model.get_config()))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def convert_tflite(model, quantize="float32", sequence_length=128):
-    """The flatbuffer bytes of `export_tflite` (no checks, nothing written)."""
+    """The flatbuffer bytes of `export_tflite` (no checks, nothing written). A model under a
+    mixed precision policy is converted from its float32 copy (`float32_copy`)."""
+    model = float32_copy(model)
     specs = [tf.TensorSpec([None, sequence_length], tf.int32, name=name) for name in INPUT_NAMES]
 
     @tf.function(input_signature=specs)
