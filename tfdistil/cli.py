@@ -178,7 +178,13 @@ def _add_benchmark_args(p):
     p.add_argument("--batch-sizes", default="1,32", help="comma-separated batch sizes (default: 1,32)")
     p.add_argument("--sequence-length", type=int, default=128, help="tokens per example (default: 128)")
     p.add_argument("--repeats", type=int, default=20, help="timed calls per measurement; the median is kept")
-    p.add_argument("--output", default=None, metavar="JSON", help="default: RUN_DIR/benchmark.json")
+    p.add_argument("--output", default=None, metavar="JSON",
+                   help="default: RUN_DIR/benchmark.json (--peers: benchmarks/results/peers.json, and a .md beside it)")
+    p.add_argument("--peers", action="store_true",
+                   help="instead of a run: tfdistil against KerasHub and Hugging Face PyTorch at bert_base, "
+                   "distilbert_base and bert_mini sizes (needs the bench extra; benchmarks/bench_peers.py has "
+                   "every option); --batch-sizes, --sequence-length and --repeats narrow it when given")
+    p.add_argument("--quick", action="store_true", help="with --peers: a smoke run of a minute or two")
 
 
 def _add_export_args(p):
@@ -220,7 +226,8 @@ COMMANDS = {
     "export": ("Export a run's model: a TF Serving SavedModel, a TFLite file, or a Hugging Face folder.",
                _add_export_args),
     "benchmark": ("Inference latency and throughput of every model of a run (median of repeated calls), "
-                  "with the speed-up over the first (the teacher).", _add_benchmark_args),
+                  "with the speed-up over the first (the teacher); --peers: against KerasHub and PyTorch.",
+                  _add_benchmark_args),
 }
 REQUIRED = {"finetune": ("train", "dev"), "evaluate": ("run", "data"), "predict": ("run",), "export": ("run",),
             "benchmark": ("run",)}
@@ -445,14 +452,43 @@ def _export(values, given):
     print(f"[tfdistil] exported {values['format']}: {path}")
 
 
+def _benchmark_peers(values, given, batch_sizes):
+    from tfdistil.jobs import peers
+
+    chosen = {}
+    if "batch_sizes" in given:
+        chosen["batch_sizes"] = tuple(batch_sizes)
+    if "sequence_length" in given:
+        chosen["sequence_lengths"] = (values["sequence_length"],)
+    if "repeats" in given:
+        chosen["repeats"] = values["repeats"]
+    if values["output"]:
+        chosen["output"] = values["output"]
+        chosen["markdown"] = os.path.splitext(values["output"])[0] + ".md"
+    chosen["command"] = "tfdistil benchmark --peers" + (" --quick" if values["quick"] else "")
+    try:
+        options = peers.PeerOptions.quick(**chosen) if values["quick"] else peers.PeerOptions(**chosen)
+        options.validate()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    result = peers.run_peers(options)
+    print(result["markdown"])
+
+
 def _benchmark(values, given):
     from tfdistil.jobs.benchmark import benchmark_run
 
-    _require(values, REQUIRED["benchmark"])
     try:
         batch_sizes = [int(b) for b in values["batch_sizes"].split(",")]
     except ValueError:
         raise UsageError(f"--batch-sizes must be comma-separated integers, got {values['batch_sizes']!r}") from None
+    if values["peers"]:
+        if values["run"] is not None:
+            raise UsageError("--peers times fresh models of standard sizes, not a run: drop --run")
+        return _benchmark_peers(values, given, batch_sizes)
+    if values["quick"]:
+        raise UsageError("--quick goes with --peers")
+    _require(values, REQUIRED["benchmark"])
     result = benchmark_run(values["run"], batch_sizes, values["sequence_length"], values["repeats"],
                            output=values["output"])
     print(result["table"])

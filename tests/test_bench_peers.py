@@ -1,0 +1,204 @@
+"""The peer benchmark (benchmarks/bench_peers.py, tfdistil/jobs/peers.py): its FLOP formula against
+two independent counts, the peers it builds against tfdistil's parameter counts, its timing
+protocol, its target bookkeeping, and the JSON a --quick run writes."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras_hub")
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+import tensorflow as tf  # noqa: E402
+
+from tfdistil import cli  # noqa: E402
+from tfdistil.jobs import peers  # noqa: E402
+from tfdistil.models import presets  # noqa: E402
+
+# A DistilBERT small enough to build three times in a test (the presets' only DistilBERT is base).
+TINY_DISTILBERT = dict(vocabulary_size=30522, max_sequence_length=512, dropout=0.1, num_layers=2, num_heads=2,
+                       hidden_dim=128, intermediate_dim=512)
+BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_peers.py"
+
+
+@pytest.fixture
+def tiny_distilbert(monkeypatch):
+    monkeypatch.setitem(presets.PRESETS, "distilbert_tiny_test", TINY_DISTILBERT)
+    monkeypatch.setitem(presets.PRESET_ARCHITECTURE, "distilbert_tiny_test", "distilbert")
+    return "distilbert_tiny_test"
+
+
+def graph_matmul_flops(fn, *specs):
+    """2 * (output elements) * (contracted size), summed over every MatMul / BatchMatMul / Einsum of
+    the traced graph of `fn`: a count from the shapes TensorFlow actually multiplies."""
+    graph = tf.function(fn).get_concrete_function(*specs).graph
+    total = 0
+    for op in graph.get_operations():
+        if op.type == "MatMul":
+            a = op.inputs[0].shape
+            k = a[0] if op.get_attr("transpose_a") else a[1]
+        elif op.type in ("BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"):
+            x = op.inputs[0].shape
+            k = x[-2] if op.get_attr("adj_x") else x[-1]
+        elif op.type == "Einsum":
+            inputs, output = op.get_attr("equation").decode().split("->")
+            sizes = {}
+            for operand, tensor in zip(inputs.split(","), op.inputs):
+                sizes.update(zip(operand, tensor.shape))
+            k = int(np.prod([sizes[c] for c in sizes if c not in output]))
+        else:
+            continue
+        total += 2 * int(np.prod(op.outputs[0].shape)) * int(k)
+    return total
+
+
+def input_specs(model, batch, seq):
+    return ({name: tf.TensorSpec((batch, seq), tf.int32) for name in model.input},)
+
+
+@pytest.mark.parametrize("preset", ["bert_tiny", "distilbert"])
+def test_flop_formula_matches_the_graphs_and_pytorchs_flop_counter(preset, tiny_distilbert):
+    preset = tiny_distilbert if preset == "distilbert" else preset
+    architecture = presets.PRESET_ARCHITECTURE[preset]
+    batch, seq = 2, 16
+    expected = peers.forward_flops(peers.model_config(preset), architecture, batch, seq)
+    # Our own graph, and KerasHub's (EinsumDense, separate Q/K/V): same products, same count.
+    for build in (peers.build_tfdistil, peers.build_keras_hub):
+        model = build(preset, "float32")
+        assert graph_matmul_flops(lambda x, m=model: m(x), *input_specs(model, batch, seq)) == expected
+    # PyTorch's own counter on the Hugging Face model (eager attention: sdpa has no FLOP formula on CPU).
+    from torch.utils.flop_counter import FlopCounterMode
+
+    hf = peers.build_torch(preset)
+    hf.set_attn_implementation("eager")
+    with FlopCounterMode(display=False) as counter:
+        peers.torch_forward(hf, peers.make_inputs(30522, batch, seq))()
+    assert counter.get_total_flops() == expected
+
+
+def test_flop_formula_by_hand_and_training_is_three_forwards():
+    config = dict(hidden_dim=4, intermediate_dim=8, num_layers=1)
+    # tokens 2*3=6: QKV 2*6*4*12=576, scores + context 2*(2*2*3*3*4)=288, output 2*6*4*4=192,
+    # feed-forward 2*(2*6*4*8)=768; pooler 2*2*4*4=64.
+    assert peers.forward_flops(config, "bert", 2, 3) == 576 + 288 + 192 + 768 + 64
+    assert peers.forward_flops(config, "distilbert", 2, 3) == 576 + 288 + 192 + 768
+    head = 2 * 2 * 4 * 4 + 2 * 2 * 4 * 2  # DistilBERT's pre-classifier + classifier
+    assert peers.training_flops(config, "distilbert", 2, 3) == 3 * (1824 + head)
+
+
+@pytest.mark.parametrize("preset", ["bert_tiny", "distilbert"])
+def test_peers_have_exactly_tfdistils_parameter_count(preset, tiny_distilbert):
+    preset = tiny_distilbert if preset == "distilbert" else preset
+    ours = peers.build_tfdistil(preset, "mixed_bfloat16")
+    hub = peers.build_keras_hub(preset, "mixed_bfloat16")
+    hf = peers.build_torch(preset)
+    assert ours.count_params() == hub.count_params() == peers.torch_parameter_count(hf) > 4_000_000
+    assert ours.dtype_policy.name == hub.dtype_policy.name == "mixed_bfloat16"
+    assert hub.transformer_layers[0].dtype_policy.name == "mixed_bfloat16"
+    # The classifiers timed in training: the same heads too.
+    assert (peers.build_classifier("tfdistil", preset, "float32").count_params()
+            == peers.build_classifier("keras_hub", preset, "float32").count_params())
+
+
+def test_interleaved_timing_rotates_the_order_and_counts_calls():
+    calls = []
+    fns = {name: (lambda n=name: calls.append(n)) for name in ("a", "b", "c")}
+    timings = peers.time_interleaved(fns, rounds=3, repeats=2, warmup=1, warmed=("c",))
+    assert calls[:2] == ["a", "b"]  # warm-up, "c" already warm
+    timed = calls[2:]
+    assert [timed[i] for i in range(0, 18, 2)] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert all(len(t["rounds"]) == 3 for t in timings.values())
+    assert all(t["seconds"] >= 0 and t["cpu_seconds"] >= 0 for t in timings.values())
+
+
+def _row(library, seconds, cpu, model="bert_base", policy="float32", batch=8, seq=128, flops=1e12):
+    return dict(model=model, policy=policy, sequence_length=seq, batch_size=batch, library=library, seconds=seconds,
+                cpu_seconds=cpu, flops=flops, flops_per_s=flops / seconds, examples_per_s=batch / seconds)
+
+
+def test_ratios_mfu_and_targets_from_rows():
+    inference = [_row("tfdistil", 1.0, 2.0), _row("keras_hub", 1.25, 3.0), _row("torch", 4.0, 4.0),
+                 _row("tfdistil", 0.5, 1.0, model="distilbert_base"),
+                 _row("tfdistil", 0.4, 0.8, policy="mixed_bfloat16"), _row("keras_hub", 0.6, 1.2, policy="mixed_bfloat16")]
+    training = [_row("tfdistil", 2.0, 2.0, batch=16, flops=1.3e12), _row("keras_hub", 2.2, 2.0, batch=16, flops=1.3e12)]
+    peak = {"float32": {"flops_per_s": 1e12}, "bfloat16": {"flops_per_s": 4e12}}
+    peers.add_ratios_and_mfu(inference, training, peak)
+    ours = inference[0]
+    assert ours["vs_keras_hub"] == pytest.approx(1.25) and ours["vs_keras_hub_cpu"] == pytest.approx(1.5)
+    assert ours["vs_torch"] == pytest.approx(4.0) and ours["mfu"] == pytest.approx(1.0)
+    assert inference[4]["mfu"] == pytest.approx(1e12 / 0.4 / 4e12)  # bf16 rows against the bf16 peak
+    assert inference[4]["mfu_of_float32_peak"] == pytest.approx(1e12 / 0.4 / 1e12)
+    assert inference[2]["vs_torch"] == pytest.approx(1.0) and inference[3]["vs_keras_hub"] is None
+    speedups = peers.student_teacher(inference)
+    assert [s["speedup"] for s in speedups] == [pytest.approx(2.0)]
+    targets = {t["target"]: t for t in peers.evaluate_targets(inference, training, speedups, {"skipped": "x"})}
+    assert len(targets) == 12
+    f32_kh = targets["inference bert_base, seq 128, batch 8, float32: tfdistil / KerasHub"]
+    assert (f32_kh["value"], f32_kh["met"], f32_kh["value_cpu_time"]) == (pytest.approx(1.25), False, pytest.approx(1.5))
+    assert targets["inference bert_base, seq 128, batch 8, float32: tfdistil / PyTorch"]["met"] is True
+    assert targets["inference bert_base, seq 128, batch 8, mixed_bfloat16: tfdistil / KerasHub"]["met"] is True
+    mfu = targets["training step bert_base classifier, seq 128, batch 16, float32: MFU of the float32 matmul peak"]
+    assert mfu["value"] == pytest.approx(0.65) and mfu["met"] is True
+    assert targets["inference seq 128, batch 8, float32: distilbert_base / bert_base speed-up"]["met"] is True
+    assert targets["inference seq 128, batch 8, mixed_bfloat16: distilbert_base / bert_base speed-up"]["met"] is None
+    assert targets["SST-2 epoch: bucketing + per-batch padding / fixed padding to 128"]["met"] is None
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("bench_peers", BENCH_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_run_writes_the_json_and_markdown(tmp_path, capsys):
+    bench = _bench_module()
+    assert bench.parse(["--quick"]).models == ("bert_mini",) and bench.parse(["--quick"]).bucketing_limit == 0
+    out, md = tmp_path / "peers.json", tmp_path / "peers.md"
+    # float32 only and no XLA rows: compiling more graphs would double the test's time (bf16 rows
+    # against the bf16 peak are checked in test_ratios_mfu_and_targets_from_rows).
+    bench.main(["--quick", "--models", "bert_tiny", "--seq", "16", "--batch", "1,2", "--train-batch", "2",
+                "--train-seq", "16", "--libraries", "tfdistil,keras_hub,torch", "--policies", "float32",
+                "--output", str(out), "--markdown", str(md)])
+    result = json.loads(out.read_text())
+    assert {"machine", "versions", "load_average", "peak", "parameters", "inference", "training", "student_teacher",
+            "bucketing", "targets", "options", "command"} <= set(result)
+    assert len(result["load_average"]["start"]) == 3 and result["versions"]["keras_hub"]
+    assert result["peak"]["float32"]["flops_per_s"] > 0 and result["peak"]["bfloat16"]["flops_per_s"] > 0
+    assert len(set(result["parameters"]["bert_tiny"].values())) == 1
+    config = peers.model_config("bert_tiny")
+    for batch in (1, 2):
+        rows = {r["library"]: r for r in result["inference"] if r["batch_size"] == batch}
+        assert sorted(rows) == ["keras_hub", "tfdistil", "torch"]
+        ours = rows["tfdistil"]
+        assert ours["flops"] == peers.forward_flops(config, "bert", batch, 16)
+        assert ours["vs_keras_hub"] == pytest.approx(rows["keras_hub"]["seconds"] / ours["seconds"])
+        assert ours["vs_torch"] == pytest.approx(rows["torch"]["seconds"] / ours["seconds"])
+        assert ours["mfu"] == pytest.approx(ours["flops"] / ours["seconds"] / result["peak"]["float32"]["flops_per_s"])
+        assert rows["torch"]["torch_threads"] in (1, torch.get_num_threads())
+    assert sorted(r["library"] for r in result["training"]) == ["keras_hub", "tfdistil"]
+    assert result["training"][0]["flops"] == peers.training_flops(config, "bert", 2, 16)
+    assert len(result["targets"]) == 12 and all(t["met"] is None for t in result["targets"])
+    assert result["command"].startswith("python benchmarks/bench_peers.py --quick")
+    text = md.read_text()
+    assert "| bert_tiny | float32 | 16 | 2 |" in text and result["command"] in text
+    assert "| bert_tiny | float32 | 16 | 2 |" in capsys.readouterr().out
+
+
+def test_cli_benchmark_peers_passes_its_options(monkeypatch, tmp_path, capsys):
+    seen = {}
+
+    def fake(options):
+        seen["options"] = options
+        return {"markdown": "| table |", "wall_time_s": 1.0}
+
+    monkeypatch.setattr(peers, "run_peers", fake)
+    out = tmp_path / "p.json"
+    assert cli.main(["benchmark", "--peers", "--quick", "--batch-sizes", "1,4", "--output", str(out)]) == 0
+    options = seen["options"]
+    assert options.models == ("bert_mini",) and options.batch_sizes == (1, 4) and options.output == str(out)
+    assert options.markdown == str(out.with_suffix(".md"))
+    assert "| table |" in capsys.readouterr().out
