@@ -114,18 +114,23 @@ def test_interleaved_timing_rotates_the_order_and_counts_calls():
     assert all(t["seconds"] >= 0 and t["cpu_seconds"] >= 0 for t in timings.values())
 
 
-def _row(library, seconds, cpu, model="bert_base", policy="float32", batch=8, seq=128, flops=1e12):
+PEAKS = {"float32": 1e12, "bfloat16": 4e12}
+
+
+def _row(library, seconds, cpu, model="bert_base", policy="float32", batch=8, seq=128, flops=1e12, peaks=PEAKS):
     return dict(model=model, policy=policy, sequence_length=seq, batch_size=batch, library=library, seconds=seconds,
-                cpu_seconds=cpu, flops=flops, flops_per_s=flops / seconds, examples_per_s=batch / seconds)
+                cpu_seconds=cpu, flops=flops, flops_per_s=flops / seconds, examples_per_s=batch / seconds,
+                peak_flops_per_s=peaks)
 
 
 def test_ratios_mfu_and_targets_from_rows():
     inference = [_row("tfdistil", 1.0, 2.0), _row("keras_hub", 1.25, 3.0), _row("torch", 4.0, 4.0),
                  _row("tfdistil", 0.5, 1.0, model="distilbert_base"),
                  _row("tfdistil", 0.4, 0.8, policy="mixed_bfloat16"), _row("keras_hub", 0.6, 1.2, policy="mixed_bfloat16")]
-    training = [_row("tfdistil", 2.0, 2.0, batch=16, flops=1.3e12), _row("keras_hub", 2.2, 2.0, batch=16, flops=1.3e12)]
-    peak = {"float32": {"flops_per_s": 1e12}, "bfloat16": {"flops_per_s": 4e12}}
-    peers.add_ratios_and_mfu(inference, training, peak)
+    # Each row's MFU is against the peak timed in its own rounds.
+    training = [_row("tfdistil", 2.0, 2.0, batch=16, flops=2.6e12, peaks={"float32": 2e12, "bfloat16": 8e12}),
+                _row("keras_hub", 2.2, 2.0, batch=16, flops=2.6e12, peaks={"float32": 2e12, "bfloat16": 8e12})]
+    peers.add_ratios_and_mfu(inference, training)
     ours = inference[0]
     assert ours["vs_keras_hub"] == pytest.approx(1.25) and ours["vs_keras_hub_cpu"] == pytest.approx(1.5)
     assert ours["vs_torch"] == pytest.approx(4.0) and ours["mfu"] == pytest.approx(1.0)
@@ -177,7 +182,8 @@ def test_quick_run_writes_the_json_and_markdown(tmp_path, capsys):
         assert ours["flops"] == peers.forward_flops(config, "bert", batch, 16)
         assert ours["vs_keras_hub"] == pytest.approx(rows["keras_hub"]["seconds"] / ours["seconds"])
         assert ours["vs_torch"] == pytest.approx(rows["torch"]["seconds"] / ours["seconds"])
-        assert ours["mfu"] == pytest.approx(ours["flops"] / ours["seconds"] / result["peak"]["float32"]["flops_per_s"])
+        assert ours["mfu"] == pytest.approx(ours["flops"] / ours["seconds"] / ours["peak_flops_per_s"]["float32"])
+        assert ours["peak_flops_per_s"] == rows["keras_hub"]["peak_flops_per_s"]  # one group, one peak
         assert rows["torch"]["torch_threads"] in (1, torch.get_num_threads())
     assert sorted(r["library"] for r in result["training"]) == ["keras_hub", "tfdistil"]
     assert result["training"][0]["flops"] == peers.training_flops(config, "bert", 2, 16)

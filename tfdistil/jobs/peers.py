@@ -14,11 +14,12 @@ What is measured (every ratio is between timings taken in the same run):
 - the student/teacher inference speed-up (`distilbert_base` against `bert_base`);
 - one SST-2 epoch with length bucketing against fixed padding (`benchmarks/bench_bucketing.py`).
 
-Timing: every callable is warmed up (tracing, compiling), then the libraries are timed in
-rounds, one after the other, the order rotated each round, so that a machine shared with other
-jobs slows them alike; a row's time is the median over rounds of `median_seconds`. Process CPU
-time (all threads) is kept too: it moves much less than wall time when other processes compete
-for the cores.
+Timing: every callable is warmed up (tracing, compiling), then timed in rounds, one after the
+other, the order rotated each round: all models and libraries of one (policy, seq, batch), plus
+the float32 and bfloat16 peak matmuls, share the rounds, so that a machine shared with other jobs
+slows them alike; a row's time is the median over rounds of `median_seconds`, and its MFU divides
+by the peak matmul of the same rounds. Process CPU time (all threads) is kept too: it moves much
+less than wall time when other processes compete for the cores.
 
 FLOPs (`forward_flops`) count matrix products only, 2*m*n*k each: per layer the fused QKV
 projection, the attention scores and the attention-weighted values, the output projection and the
@@ -341,26 +342,49 @@ def time_interleaved(fns, rounds, repeats=1, warmup=2, warmed=()):
                 "rounds": per_round[n]} for n in names}
 
 
+def matmul_fn(dtype, n, xla):
+    """(callable, FLOPs): one (n, n) x (n, n) `tf.matmul` in `dtype`, reduced to a scalar (n^2
+    additions against 2n^3 for the product, and no n x n copy back to numpy)."""
+    import tensorflow as tf
+
+    a = tf.cast(tf.random.normal((n, n), seed=1), dtype)
+    b = tf.cast(tf.random.normal((n, n), seed=2), dtype)
+    fn = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)), jit_compile=xla)
+    return (lambda: fn(a, b).numpy()), 2 * n ** 3
+
+
 def matmul_peak(sizes=(2048, 4096), repeats=3):
     """The best FLOP/s of `tf.matmul` on square (n, n) matrices, float32 and bfloat16, in graph mode
     and under XLA; returns {dtype: {"flops_per_s", "n", "xla", "all": [...]}}."""
-    import tensorflow as tf
-
     result = {}
     for dtype in ("float32", "bfloat16"):
         trials = []
         for n in sizes:
-            a = tf.cast(tf.random.normal((n, n), seed=1), dtype)
-            b = tf.cast(tf.random.normal((n, n), seed=2), dtype)
             for xla in (False, True):
-                # Reduce the product to a scalar: n^2 extra additions against 2n^3 for the
-                # product, and no n x n copy back to numpy.
-                fn = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)), jit_compile=xla)
-                seconds = median_seconds(lambda: fn(a, b).numpy(), repeats, warmup=1)
-                trials.append({"n": n, "xla": xla, "seconds": seconds, "flops_per_s": 2 * n ** 3 / seconds})
+                fn, flops = matmul_fn(dtype, n, xla)
+                seconds = median_seconds(fn, repeats, warmup=1)
+                trials.append({"n": n, "xla": xla, "seconds": seconds, "flops_per_s": flops / seconds})
         best = max(trials, key=lambda t: t["flops_per_s"])
         result[dtype] = {"flops_per_s": best["flops_per_s"], "n": best["n"], "xla": best["xla"], "all": trials}
     return result
+
+
+PEAK_NAMES = {"float32": "peak/float32", "bfloat16": "peak/bfloat16"}
+
+
+def peak_callables(peak):
+    """{name: (callable, FLOPs)}: the best matmul of each dtype found by `matmul_peak`, timed again
+    inside every group of rows so each row's MFU is against the peak of the same moments."""
+    return {PEAK_NAMES[d]: matmul_fn(d, p["n"], p["xla"]) for d, p in peak.items()}
+
+
+def _with_peaks(fns, peaks):
+    fns.update({name: fn for name, (fn, _) in peaks.items()})
+    return fns
+
+
+def _group_peaks(timings, peaks):
+    return {d: peaks[name][1] / timings[name]["seconds"] for d, name in PEAK_NAMES.items()}
 
 
 # --------------------------------------------------------------------------- runs
@@ -378,62 +402,73 @@ def _free():
     gc.collect()
 
 
-def run_inference(options, log=_log):
-    """Inference rows and the parameter counts of every library's model."""
+def run_inference(options, peaks, log=_log):
+    """Inference rows and the parameter counts of every library's model. All models and libraries
+    of one (policy, seq, batch) are timed in the same interleaved rounds, with the matmul peaks,
+    so that student/teacher ratios and MFU compare timings of the same moments."""
     rows, parameters = [], {}
     torch_skip = {tuple(p.split(":")) for p in options.torch_skip}
-    for preset in options.models:
-        config, architecture = model_config(preset), PRESET_ARCHITECTURE[preset]
-        counts = parameters.setdefault(preset, {})
-        torch_model = None
-        if "torch" in options.libraries:
-            import torch
+    torch_models = {}
+    if "torch" in options.libraries:
+        import torch
 
-            torch.manual_seed(options.seed)
-            torch_model = build_torch(preset)
-            counts["torch"] = torch_parameter_count(torch_model)
-        for policy in options.policies:
-            models = {}
+        torch.manual_seed(options.seed)
+        for preset in options.models:
+            torch_models[preset] = build_torch(preset)
+            parameters.setdefault(preset, {})["torch"] = torch_parameter_count(torch_models[preset])
+    for policy in options.policies:
+        models = {}
+        for preset in options.models:
+            counts = parameters.setdefault(preset, {})
             if {"tfdistil", "tfdistil_xla"} & set(options.libraries):
-                models["tfdistil"] = build_tfdistil(preset, policy)
-                counts["tfdistil"] = int(models["tfdistil"].count_params())
+                models[preset, "tfdistil"] = build_tfdistil(preset, policy)
+                counts["tfdistil"] = int(models[preset, "tfdistil"].count_params())
             if {"keras_hub", "keras_hub_xla"} & set(options.libraries):
-                models["keras_hub"] = build_keras_hub(preset, policy)
-                counts["keras_hub"] = int(models["keras_hub"].count_params())
-            for seq in options.sequence_lengths:
-                for batch in options.batch_sizes:
-                    inputs = make_inputs(config["vocabulary_size"], batch, seq, options.seed)
-                    fns, torch_threads = {}, None
+                models[preset, "keras_hub"] = build_keras_hub(preset, policy)
+                counts["keras_hub"] = int(models[preset, "keras_hub"].count_params())
+        for seq in options.sequence_lengths:
+            for batch in options.batch_sizes:
+                fns, threads = {}, {}
+                for preset in options.models:
+                    inputs = make_inputs(model_config(preset)["vocabulary_size"], batch, seq, options.seed)
                     for lib in options.libraries:
+                        name = f"{preset}/{lib}"
                         if lib == "torch":
                             if (policy != "float32" and not options.torch_autocast) or (preset, str(batch)) in torch_skip:
                                 continue
                             autocast = policy != "float32"
-                            torch_threads = pick_torch_threads(torch_model, inputs, autocast)
-                            fns[lib] = torch_forward(torch_model, inputs, autocast, torch_threads[0])
+                            threads[name] = pick_torch_threads(torch_models[preset], inputs, autocast)
+                            fns[name] = torch_forward(torch_models[preset], inputs, autocast, threads[name][0])
                         else:
-                            fns[lib] = keras_forward(models[lib.removesuffix("_xla")], inputs, lib.endswith("_xla"))
-                    log(f"inference {preset} {policy} seq {seq} batch {batch}: {', '.join(fns)}")
-                    timings = time_interleaved(fns, options.rounds, options.repeats, options.warmup, warmed=("torch",))
-                    flops = forward_flops(config, architecture, batch, seq)
-                    for lib, t in timings.items():
-                        row = dict(
-                            model=preset, policy=policy, sequence_length=seq, batch_size=batch, library=lib,
-                            seconds=t["seconds"], cpu_seconds=t["cpu_seconds"], round_seconds=t["rounds"],
-                            examples_per_s=batch / t["seconds"], flops=flops, flops_per_s=flops / t["seconds"],
-                        )
-                        if lib == "torch":
-                            row.update(torch_threads=torch_threads[0], torch_autocast_bfloat16=policy != "float32",
-                                       torch_thread_probe_seconds={str(k): v for k, v in torch_threads[1].items()})
-                        rows.append(row)
-            del models
-            _free()
-        del torch_model
-        gc.collect()
+                            fns[name] = keras_forward(models[preset, lib.removesuffix("_xla")], inputs,
+                                                      lib.endswith("_xla"))
+                log(f"inference {policy} seq {seq} batch {batch}: {len(fns)} models x libraries + matmul peaks")
+                timings = time_interleaved(_with_peaks(fns, peaks), options.rounds, options.repeats, options.warmup,
+                                           warmed=tuple(threads))
+                group_peak = _group_peaks(timings, peaks)
+                for name in fns:
+                    if name.startswith("peak/"):
+                        continue
+                    preset, lib = name.split("/")
+                    t, flops = timings[name], forward_flops(model_config(preset), PRESET_ARCHITECTURE[preset], batch, seq)
+                    row = dict(
+                        model=preset, policy=policy, sequence_length=seq, batch_size=batch, library=lib,
+                        seconds=t["seconds"], cpu_seconds=t["cpu_seconds"], round_seconds=t["rounds"],
+                        examples_per_s=batch / t["seconds"], flops=flops, flops_per_s=flops / t["seconds"],
+                        peak_flops_per_s=group_peak,
+                    )
+                    if lib == "torch":
+                        row.update(torch_threads=threads[name][0], torch_autocast_bfloat16=policy != "float32",
+                                   torch_thread_probe_seconds={str(k): v for k, v in threads[name][1].items()})
+                    rows.append(row)
+        del models
+        _free()
+    del torch_models
+    gc.collect()
     return rows, parameters
 
 
-def run_training(options, log=_log):
+def run_training(options, peaks, log=_log):
     import tensorflow as tf
 
     rows = []
@@ -448,15 +483,17 @@ def run_training(options, log=_log):
                 model = build_classifier(lib.removesuffix("_xla"), preset, policy)
                 params[lib] = int(model.count_params())
                 fns[lib] = train_step(model, inputs, labels, lib.endswith("_xla"))
-            log(f"training {preset} {policy} seq {seq} batch {batch}: {', '.join(fns)}")
-            timings = time_interleaved(fns, options.train_rounds, 1, options.warmup)
+            log(f"training {preset} {policy} seq {seq} batch {batch}: {', '.join(fns)} + matmul peaks")
+            timings = time_interleaved(_with_peaks(dict(fns), peaks), options.train_rounds, 1, options.warmup)
+            group_peak = _group_peaks(timings, peaks)
             flops = training_flops(config, architecture, batch, seq)
-            for lib, t in timings.items():
+            for lib in fns:
+                t = timings[lib]
                 rows.append(dict(
                     model=preset, policy=policy, sequence_length=seq, batch_size=batch, library=lib,
                     parameters=params[lib], seconds=t["seconds"], cpu_seconds=t["cpu_seconds"],
                     round_seconds=t["rounds"], examples_per_s=batch / t["seconds"], flops=flops,
-                    flops_per_s=flops / t["seconds"],
+                    flops_per_s=flops / t["seconds"], peak_flops_per_s=group_peak,
                 ))
             del fns
             _free()
@@ -497,9 +534,10 @@ def _find(rows, **keys):
     return None
 
 
-def add_ratios_and_mfu(inference, training, peak):
+def add_ratios_and_mfu(inference, training):
     """Each row's speed-up over KerasHub and PyTorch of the same shape and policy (>1: the row is
-    faster), and its MFU against the measured peak of its compute dtype."""
+    faster), and its MFU against the matmul peak of its compute dtype timed in the same rounds
+    (`peak_flops_per_s`)."""
     for rows in (inference, training):
         for row in rows:
             shape = {k: row[k] for k in ("model", "policy", "sequence_length", "batch_size")}
@@ -508,8 +546,8 @@ def add_ratios_and_mfu(inference, training, peak):
                 row[key] = other["seconds"] / row["seconds"] if other else None
                 row[key + "_cpu"] = other["cpu_seconds"] / row["cpu_seconds"] if other else None
             dtype = "float32" if row["policy"] == "float32" else "bfloat16"
-            row["mfu"] = row["flops_per_s"] / peak[dtype]["flops_per_s"]
-            row["mfu_of_float32_peak"] = row["flops_per_s"] / peak["float32"]["flops_per_s"]
+            row["mfu"] = row["flops_per_s"] / row["peak_flops_per_s"][dtype]
+            row["mfu_of_float32_peak"] = row["flops_per_s"] / row["peak_flops_per_s"]["float32"]
 
 
 def student_teacher(inference, library="tfdistil"):
@@ -708,8 +746,8 @@ def render_markdown(result):
         "",
         targets_table(result["targets"]),
         "",
-        "**Inference** (latency of one call in ms; MFU against the measured matmul peak of the policy's "
-        "compute dtype):",
+        "**Inference** (latency of one call in ms; MFU against the matmul peak of the policy's compute "
+        "dtype, timed in the same rounds):",
         "",
         inference_table(result["inference"], o["libraries"]),
         "",
@@ -720,7 +758,8 @@ def render_markdown(result):
     if result["student_teacher"]:
         lines += ["**Student / teacher** (tfdistil `distilbert_base` against `bert_base`):", "",
                   speedup_table(result["student_teacher"]), ""]
-    lines += ["**Matmul peak** measured in the same run (best of the start and end measurements):", "",
+    lines += ["**Matmul peak** (best of the start and end of the run; each row's MFU divides by the same "
+              "matmul timed again in that row's rounds):", "",
               peak_table(result["peak"]), ""]
     b = result["bucketing"]
     if b.get("summary"):
@@ -745,14 +784,15 @@ def run_peers(options, log=_log):
     machine, versions = machine_info()
     log(f"matmul peak (sizes {options.peak_sizes})")
     peak_start = matmul_peak(options.peak_sizes, options.peak_repeats)
-    inference, parameters = run_inference(options, log)
-    training = run_training(options, log) if options.train_models and options.train_libraries else []
+    peaks = peak_callables(peak_start)
+    inference, parameters = run_inference(options, peaks, log)
+    training = run_training(options, peaks, log) if options.train_models and options.train_libraries else []
     bucketing = run_bucketing(options.bucketing_limit, options.bucketing_data_dir, log)
     log("matmul peak again")
     peak_end = matmul_peak(options.peak_sizes, options.peak_repeats)
     # The higher of the two measurements: the conservative denominator for MFU.
     peak = {d: max(peak_start[d], peak_end[d], key=lambda p: p["flops_per_s"]) for d in peak_start}
-    add_ratios_and_mfu(inference, training, peak)
+    add_ratios_and_mfu(inference, training)
     speedups = student_teacher(inference)
     targets = evaluate_targets(inference, training, speedups, bucketing)
     mismatched = {m: c for m, c in parameters.items() if len(set(c.values())) > 1}
