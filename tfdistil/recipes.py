@@ -8,10 +8,9 @@ import os
 import time
 
 import keras
-import tensorflow as tf
 
 from tfdistil import evaluation, report as reporting
-from tfdistil.data import load_sentiment_dataset, make_classification_dataset
+from tfdistil.data import load_sentiment_dataset, make_classification_dataset, train_and_dev_datasets
 from tfdistil.distillation import Distiller, init_student_from_teacher
 from tfdistil.models import BertBackbone, DistilBertBackbone, TextClassifier
 from tfdistil.text import WordPieceTokenizer, learn_vocabulary, save_vocabulary
@@ -110,10 +109,8 @@ def _distill_default(config, run_dir, policy, reason, start):
     vocab = learn_vocabulary(train.texts, config.vocabulary_size, progress=False)
     save_vocabulary(vocab, os.path.join(run_dir, "vocab.txt"))
     tokenizer = WordPieceTokenizer(vocab, sequence_length=config.sequence_length, pad_to_sequence_length=False)
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-    train_ds = make_classification_dataset(train, tokenizer, config.batch_size, shuffle=True, seed=config.seed,
-                                           epoch=epoch)
-    dev_ds = make_classification_dataset(dev, tokenizer, config.batch_size)
+    train_ds, dev_ds, epoch = train_and_dev_datasets(make_classification_dataset, train, dev, tokenizer,
+                                                     config.batch_size, config.seed)
     steps_per_epoch = count_batches(train_ds)
 
     history_path = os.path.join(run_dir, "teacher_history.json")

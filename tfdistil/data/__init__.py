@@ -14,6 +14,7 @@ from tfdistil.data.pipeline import (
     align_predictions,
     count_truncated,
     make_classification_dataset,
+    train_and_dev_datasets,
     make_token_classification_dataset,
 )
 from tfdistil.data.readers import (
@@ -49,6 +50,7 @@ __all__ = [
     "AlignedLabels",
     "TruncationReport",
     "make_classification_dataset",
+    "train_and_dev_datasets",
     "make_token_classification_dataset",
     "align_labels",
     "align_predictions",

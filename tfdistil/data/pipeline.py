@@ -31,6 +31,7 @@ import tensorflow as tf
 from tfdistil.data.readers import TextClassificationData, TokenClassificationData
 
 __all__ = [
+    "train_and_dev_datasets",
     "IGNORE_INDEX",
     "DEFAULT_BUCKET_BOUNDARIES",
     "AlignedLabels",
@@ -378,6 +379,14 @@ def _examples(columns: tuple, n: int, shuffle: bool, seed: int, epoch) -> tf.dat
         return tf.data.Dataset.from_tensor_slices(tuple(tf.gather(c, order) for c in columns))
 
     return tf.data.Dataset.range(1).flat_map(shuffled)
+
+
+def train_and_dev_datasets(make_dataset, train, dev, tokenizer, batch_size, seed):
+    """(train dataset shuffled by epoch, dev dataset, the epoch variable) for `fit_resumable`:
+    `make_dataset` is `make_classification_dataset` or `make_token_classification_dataset`."""
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    train_ds = make_dataset(train, tokenizer, batch_size, shuffle=True, seed=seed, epoch=epoch)
+    return train_ds, make_dataset(dev, tokenizer, batch_size), epoch
 
 
 def make_classification_dataset(

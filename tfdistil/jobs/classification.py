@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfdistil import evaluation, report as reporting
-from tfdistil.data import DataError, make_classification_dataset, read_text_classification
+from tfdistil.data import DataError, make_classification_dataset, read_text_classification, train_and_dev_datasets
 from tfdistil.jobs.runs import (
     RunError,
     check_run_dir,
@@ -123,10 +123,8 @@ def finetune(config):
         print(f"[tfdistil] teacher: {type(model.backbone).__name__} with {model.backbone.num_layers} layers, "
               f"{model.count_params():,} parameters")
 
-        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        train_ds = make_classification_dataset(train, tokenizer, config.batch_size, shuffle=True, seed=config.seed,
-                                               epoch=epoch)
-        dev_ds = make_classification_dataset(dev, tokenizer, config.batch_size)
+        train_ds, dev_ds, epoch = train_and_dev_datasets(make_classification_dataset, train, dev, tokenizer,
+                                                         config.batch_size, config.seed)
         history = _fit_plain(
             model, train_ds, dev_ds, config.epochs, count_batches(train_ds), learning_rate, run_dir,
             FINETUNE_MODEL, config.verbose, config.patience, epoch,
@@ -191,10 +189,8 @@ def distill_from_run(config):
                 previous = json.load(f)
             if "history" in previous:
                 histories["teacher"] = previous["history"]
-        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        train_ds = make_classification_dataset(train, tokenizer, config.batch_size, shuffle=True, seed=config.seed,
-                                               epoch=epoch)
-        dev_ds = make_classification_dataset(dev, tokenizer, config.batch_size)
+        train_ds, dev_ds, epoch = train_and_dev_datasets(make_classification_dataset, train, dev, tokenizer,
+                                                         config.batch_size, config.seed)
         return distil_students(
             teacher, student_layers, train_ds, dev_ds, label_names, len(dev), count_batches(train_ds), histories,
             config, run_dir, policy, reason, start, sequence_length=tokenizer.sequence_length, epoch_variable=epoch,

@@ -21,10 +21,10 @@ import warnings
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tfdistil.data import (
     IGNORE_INDEX, TokenClassificationData, align_predictions, make_token_classification_dataset, read_conll,
+    train_and_dev_datasets,
 )
 from tfdistil.distillation import Distiller, init_student_from_teacher
 from tfdistil.jobs.classification import HF_LEARNING_RATE, SCRATCH_LEARNING_RATE
@@ -246,10 +246,8 @@ def finetune_ner(train_path, dev_path, run_dir, *, hf=None, preset=None, vocabul
         save_run_label_names(train.label_names, run_dir)
         print(f"[tfdistil] tagger: {type(model.backbone).__name__} with {model.backbone.num_layers} layers, "
               f"{model.count_params():,} parameters")
-        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        train_ds = make_token_classification_dataset(train, tokenizer, batch_size, shuffle=True, seed=seed,
-                                                     epoch=epoch)
-        dev_ds = make_token_classification_dataset(dev, tokenizer, batch_size)
+        train_ds, dev_ds, epoch = train_and_dev_datasets(make_token_classification_dataset, train, dev, tokenizer,
+                                                         batch_size, seed)
         history = _fit_tagger(model, train_ds, dev_ds, epochs, count_batches(train_ds), learning_rate, run_dir,
                               FINETUNE_MODEL, verbose, patience, epoch)
         model.save(os.path.join(run_dir, "models", f"{FINETUNE_MODEL}.keras"))
@@ -324,10 +322,8 @@ def distill_ner(teacher_run_dir, train_path, dev_path, run_dir, *, student_layer
         hard_student, _ = make_student("student_hard_labels")
         print(f"[tfdistil] student: {student_layers} layers from teacher layers {layer_map}, "
               f"{student.count_params():,} parameters")
-        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        train_ds = make_token_classification_dataset(train, tokenizer, batch_size, shuffle=True, seed=seed,
-                                                     epoch=epoch)
-        dev_ds = make_token_classification_dataset(dev, tokenizer, batch_size)
+        train_ds, dev_ds, epoch = train_and_dev_datasets(make_token_classification_dataset, train, dev, tokenizer,
+                                                         batch_size, seed)
         steps = count_batches(train_ds)
         distiller = Distiller(teacher, student, alpha=alpha, temperature=temperature,
                               hidden_cosine_weight=hidden_cosine_weight, layer_map=layer_map)
