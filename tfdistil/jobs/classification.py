@@ -246,12 +246,13 @@ def predict_run(run_dir, texts, model=None, batch_size=32, text_pairs=None):
     tokenizer = load_run_tokenizer(run_dir)
     _, model_ = load_run_model(run_dir, model)
     results = []
+    infer = evaluation.inference_function(model_)
     for i in range(0, len(texts), batch_size):
         segments = [tf.constant(texts[i: i + batch_size], tf.string)]
         if text_pairs is not None:
             segments.append(tf.constant(text_pairs[i: i + batch_size], tf.string))
         features = tokenizer(*segments)
-        logits = np.asarray(model_(features, training=False), dtype=np.float64)  # (batch, classes)
+        logits = np.asarray(infer(features), dtype=np.float64)  # (batch, classes)
         logits -= logits.max(axis=-1, keepdims=True)
         probs = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
         for row in probs:

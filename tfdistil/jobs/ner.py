@@ -22,6 +22,7 @@ import warnings
 import keras
 import numpy as np
 
+from tfdistil import evaluation
 from tfdistil.data import (
     IGNORE_INDEX, TokenClassificationData, align_predictions, make_token_classification_dataset, read_conll,
     train_and_dev_datasets,
@@ -70,8 +71,9 @@ def predict_word_tags(model, data, tokenizer, batch_size=32):
     ds = make_token_classification_dataset(data, tokenizer, batch_size, bucket_boundaries=None,
                                            log_truncation=False)
     predictions = []
+    infer = evaluation.inference_function(model)
     for x, y in ds:
-        logits = np.asarray(model(x, training=False))  # (batch, seq, classes)
+        logits = np.asarray(infer(x))  # (batch, seq, classes)
         predictions.extend(align_predictions(np.argmax(logits, axis=-1), np.asarray(y)))
     if len(predictions) != len(data):
         raise RuntimeError(f"{len(predictions)} predicted rows for {len(data)} sentences")
