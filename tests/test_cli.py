@@ -181,6 +181,31 @@ def test_distill_from_a_finetuned_teacher(runs):
         assert rows[label]["accuracy"] == pytest.approx(recount_accuracy(student, run, runs["files"]["dev"])[0])
 
 
+def test_distill_without_the_hard_label_baseline(runs):
+    """--no-hard-labels-baseline: the same distilled student (same seed and settings as the
+    fixture's run, which also trained the baseline), without the hard-label one."""
+    run = runs["runs_dir"] / "no_baseline"
+    code, out, err = run_cli(["distill", "--config", str(runs["root"] / "distill.json"), "--teacher",
+                              str(runs["teacher"]), "--train", str(runs["files"]["train"]), "--dev",
+                              str(runs["files"]["dev"]), "--student-layers", "1", "--alpha", "0.25",
+                              "--runs-dir", str(runs["runs_dir"]), "--name", "no_baseline", "--precision", "float32",
+                              "--no-hard-labels-baseline"])
+    assert code == 0, err
+    report = read_json(run / "report.json")
+    assert [r["model"] for r in report["models"]] == DISTILL_MODELS[:2]
+    assert "hard labels" not in report["summary"] and set(report["histories"]) == {"teacher", "student (distilled)"}
+    assert not (run / "models" / "student_hard_labels.keras").exists()
+    assert read_json(run / "config.json")["hard_labels_baseline"] is False
+    alone = keras.models.load_model(run / "models" / "student_distilled.keras")
+    with_baseline = keras.models.load_model(runs["student"] / "models" / "student_distilled.keras")
+    for a, b in zip(alone.weights, with_baseline.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6, err_msg=a.path)
+    # Each student's row carries its training time; the teacher's (trained elsewhere) does not.
+    for rows in (report["models"], read_json(runs["student"] / "report.json")["models"]):
+        assert "train_time_s" not in rows[0]
+        assert all(0 < r["train_time_s"] < report["wall_time_s"] + 600 for r in rows[1:])
+
+
 # ----- evaluate -------------------------------------------------------------------------
 
 
@@ -355,6 +380,10 @@ def test_error_config_files(runs, tmp_path):
     default_keys = tmp_path / "default.yaml"
     default_keys.write_text("teacher_epochs: 1\nstudent_layer: 1\n", encoding="utf-8")
     user_error(["distill", "--config", str(default_keys)], "unknown keys ['student_layer']")
+    not_a_bool = tmp_path / "bool.yaml"
+    not_a_bool.write_text("hard_labels_baseline: sometimes\n", encoding="utf-8")
+    user_error(["distill", "--config", str(not_a_bool)], str(not_a_bool), "hard_labels_baseline",
+               "true or false", "'sometimes'")
 
 
 def test_error_hf_folder_and_student_layers(runs, tmp_path):

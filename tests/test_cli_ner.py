@@ -41,6 +41,16 @@ def test_finetune_then_distill_ner_from_the_command_line(conll_files):
         assert 0.0 <= row["f1"] <= 1.0
     assert (student_dir / "models" / "student_distilled.keras").exists()
     assert (student_dir / "models" / "student_hard_labels.keras").exists()
+    # Without the hard-label baseline: the teacher and the distilled student only, and the same
+    # distilled student (the seed decides it, not whether a baseline is trained after it).
+    assert cli.main(["distill", "--teacher", str(runs / "tagger"), "--train", str(train), "--dev", str(dev),
+                     "--student-layers", "1", "--student-epochs", "1", "--batch-size", "8", "--name", "alone",
+                     "--no-hard-labels-baseline", *common]) == 0
+    alone = json.loads((runs / "alone" / "report.json").read_text())
+    assert [row["model"] for row in alone["models"]] == ["teacher", "student (distilled)"]
+    assert alone["models"][1]["f1"] == pytest.approx(report["models"][1]["f1"], abs=1e-9)
+    assert alone["models"][1]["train_time_s"] > 0 and "hard labels" not in alone["summary"]
+    assert not (runs / "alone" / "models" / "student_hard_labels.keras").exists()
 
 
 def test_classification_columns_are_refused_for_ner(conll_files, capsys):

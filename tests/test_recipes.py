@@ -115,7 +115,9 @@ def test_report_rows(run):
     rows = rep["models"]
     assert [r["model"] for r in rows] == MODEL_NAMES
     for r in rows:
-        assert set(r) == ROW_KEYS
+        # Each student row carries its training time.
+        assert set(r) == ROW_KEYS | ({"train_time_s"} if r["model"] != "teacher" else set())
+        assert r.get("train_time_s", 1.0) > 0
         assert 0.0 <= r["accuracy"] <= 1.0
         assert r["accuracy"] * n_dev == pytest.approx(round(r["accuracy"] * n_dev), abs=1e-6)  # k / 500
         assert r["latency_ms_batch1"] > 0 and r["latency_ms_batch32"] > 0

@@ -34,6 +34,8 @@ FLAG_HELP = {
     "alpha": "weight of the hard-label loss; the soft loss gets 1 - alpha",
     "temperature": "softmax temperature of the soft targets",
     "hidden_cosine_weight": "weight of DistilBERT's hidden-state cosine loss",
+    "hard_labels_baseline": "also train the same student on hard labels alone, for comparison; "
+    "--no-hard-labels-baseline trains the distilled student only (about half the time)",
     "patience": "early-stopping patience in epochs (best weights restored)",
     "verbose": "Keras fit verbosity (0 silent, 1 progress bar, 2 one line per epoch)",
 }
@@ -76,6 +78,10 @@ def _add_default_run_args(parser):
         help_text = FLAG_HELP.get(field.name, "")
         if field.name in DEFAULT_RUN_ONLY:
             help_text += "; default run only"
+        if isinstance(default, bool):
+            parser.add_argument(*flags, dest=field.name, action=argparse.BooleanOptionalAction, default=default,
+                                help=f"{help_text} (default: {default})")
+            continue
         parser.add_argument(*flags, dest=field.name, type=type(default), default=default,
                             choices=choices.get(field.name), help=f"{help_text} (default: {default})".strip())
 
@@ -285,7 +291,10 @@ def load_config_file(path, parser):
     checked = {}
     for key, value in values.items():
         action = options[key]
-        if value is not None and action.type is not None:
+        if isinstance(action, argparse.BooleanOptionalAction):
+            if not isinstance(value, bool):
+                raise UsageError(f"config file {path}: {key}: expected true or false, got {value!r}")
+        elif value is not None and action.type is not None:
             if isinstance(value, (dict, list, bool)):
                 raise UsageError(f"config file {path}: {key}: expected one {action.type.__name__}, got {value!r}")
             try:
@@ -383,6 +392,7 @@ def _distill(values, given):
             epochs=values["student_epochs"], batch_size=values["batch_size"],
             learning_rate=values["student_learning_rate"], alpha=values["alpha"],
             temperature=values["temperature"], hidden_cosine_weight=values["hidden_cosine_weight"],
+            hard_labels_baseline=values["hard_labels_baseline"],
             precision=values["precision"], patience=values["patience"], seed=values["seed"],
             verbose=values["verbose"],
         )

@@ -39,6 +39,7 @@ class DefaultRunConfig:
     alpha: float = 0.5
     temperature: float = 2.0
     hidden_cosine_weight: float = 1.0
+    hard_labels_baseline: bool = True
     patience: int = 5
     verbose: int = 2
 
@@ -150,8 +151,9 @@ def _distill_default(config, run_dir, policy, reason, start):
 def distil_students(teacher, student_layers, train_ds, dev_ds, label_names, dev_examples, steps_per_epoch,
                     histories, config, run_dir, policy, reason, start, sequence_length, epoch_variable=None):
     """A DistilBERT student of `student_layers` layers initialised from `teacher` (default
-    layer map), distilled from it, the same student trained on hard labels alone, and the
-    report comparing the three (report.json/md, plots, models/student_*.keras).
+    layer map), distilled from it, the same student trained on hard labels alone (unless
+    `config.hard_labels_baseline` is false), and the report comparing them (report.json/md, plots,
+    models/student_*.keras; each student's row has its training time, `train_time_s`).
 
     `config` gives the student settings (`student_epochs`, `student_learning_rate`, `alpha`,
     `temperature`, `hidden_cosine_weight`, `patience`, `verbose`, `name`); `histories` holds the
@@ -172,7 +174,8 @@ def distil_students(teacher, student_layers, train_ds, dev_ds, label_names, dev_
         return student, layer_map
 
     student, layer_map = make_student("student_distilled")
-    hard_student, _ = make_student("student_hard_labels")
+    # Built before any training, so a seed gives the same students with or without the baseline.
+    hard_student = make_student("student_hard_labels")[0] if config.hard_labels_baseline else None
     print(f"[tfdistil] student: {student.backbone.num_layers} layers from teacher layers {layer_map}")
     distiller = Distiller(
         teacher, student, alpha=config.alpha, temperature=config.temperature,
@@ -182,20 +185,29 @@ def distil_students(teacher, student_layers, train_ds, dev_ds, label_names, dev_
         optimizer=make_optimizer(config.student_learning_rate, config.student_epochs * steps_per_epoch),
         metrics=["accuracy"],
     )
+    train_times = {}
+    began = time.time()
     h = fit_run(distiller, train_ds, dev_ds, epochs=config.student_epochs, run_dir=run_dir, name="student_distilled",
                 patience=config.patience, epoch_variable=epoch_variable, verbose=config.verbose)
+    train_times["student (distilled)"] = time.time() - began
     histories["student (distilled)"] = h.history
-    histories["student (hard labels)"] = _fit_plain(
-        hard_student, train_ds, dev_ds, config.student_epochs, steps_per_epoch, config.student_learning_rate, run_dir,
-        "student_hard_labels", config.verbose, config.patience, epoch_variable,
-    )
+    models = [("teacher", teacher), ("student (distilled)", student)]
+    if hard_student is not None:
+        began = time.time()
+        histories["student (hard labels)"] = _fit_plain(
+            hard_student, train_ds, dev_ds, config.student_epochs, steps_per_epoch, config.student_learning_rate,
+            run_dir, "student_hard_labels", config.verbose, config.patience, epoch_variable,
+        )
+        train_times["student (hard labels)"] = time.time() - began
+        models.append(("student (hard labels)", hard_student))
 
     rows = []
-    for label, model in (("teacher", teacher), ("student (distilled)", student),
-                         ("student (hard labels)", hard_student)):
+    for label, model in models:
         if model is not teacher:
             model.save(os.path.join(models_dir, f"{model.name}.keras"))
         rows.append(_model_row(label, model, dev_ds, sequence_length))
+        if label in train_times:
+            rows[-1]["train_time_s"] = train_times[label]
     for row in rows:
         row["speedup_batch32"] = rows[0]["latency_ms_batch32"] / row["latency_ms_batch32"]
         row["speedup_batch1"] = rows[0]["latency_ms_batch1"] / row["latency_ms_batch1"]
@@ -207,12 +219,13 @@ def distil_students(teacher, student_layers, train_ds, dev_ds, label_names, dev_
         y_true, y_pred, label_names, os.path.join(run_dir, "confusion_matrix.png"),
         title="distilled student, dev",
     )
-    teacher_acc, distilled_acc, hard_acc = (r["accuracy"] for r in rows)
+    teacher_acc, distilled_acc = rows[0]["accuracy"], rows[1]["accuracy"]
+    versus = f" vs hard labels only {rows[2]['accuracy']:.1%}" if len(rows) > 2 else ""
     report = {
         "name": config.name,
         "summary": (
-            f"Teacher {teacher_acc:.1%}; student distilled {distilled_acc:.1%} vs hard labels only "
-            f"{hard_acc:.1%}; student is {rows[1]['speedup_batch32']:.2f}x faster at batch 32."
+            f"Teacher {teacher_acc:.1%}; student distilled {distilled_acc:.1%}{versus}; "
+            f"student is {rows[1]['speedup_batch32']:.2f}x faster at batch 32."
         ),
         "precision": policy,
         "precision_reason": reason,

@@ -77,6 +77,7 @@ class DistillConfig:
     alpha: float = 0.5
     temperature: float = 2.0
     hidden_cosine_weight: float = 1.0
+    hard_labels_baseline: bool = True
     precision: str = "auto"
     patience: int = 5
     seed: int = 0

@@ -277,12 +277,14 @@ def finetune_ner(train_path, dev_path, run_dir, *, hf=None, preset=None, vocabul
 
 def distill_ner(teacher_run_dir, train_path, dev_path, run_dir, *, student_layers=None, tag_column=1,
                 epochs=3, batch_size=32, learning_rate=5e-4, alpha=0.5, temperature=2.0,
-                hidden_cosine_weight=1.0, precision="auto", patience=None, seed=0, verbose=2):
+                hidden_cosine_weight=1.0, hard_labels_baseline=True, precision="auto", patience=None, seed=0,
+                verbose=2):
     """Distil a DistilBERT TokenClassifier student (initialised from the teacher's layers,
     default layer map) from the tagger in `teacher_run_dir` on a CoNLL file, train the same
-    student on hard labels alone, and score teacher and both students with seqeval on
-    `dev_path`. Writes `run_dir` (models/student_distilled.keras, models/student_hard_labels.keras,
-    report.json/md, ...) and returns the report."""
+    student on hard labels alone (unless `hard_labels_baseline` is false), and score teacher and
+    students with seqeval on `dev_path`. Writes `run_dir` (models/student_distilled.keras,
+    models/student_hard_labels.keras, report.json/md, ...; each student's row has its training
+    time, `train_time_s`) and returns the report."""
     settings = _json_settings(locals())
     start = time.time()
     check_run_dir(teacher_run_dir)
@@ -321,7 +323,8 @@ def distill_ner(teacher_run_dir, train_path, dev_path, run_dir, *, student_layer
             return student, init_student_from_teacher(student, teacher)
 
         student, layer_map = make_student("student_distilled")
-        hard_student, _ = make_student("student_hard_labels")
+        # Built before any training, so a seed gives the same students with or without the baseline.
+        hard_student = make_student("student_hard_labels")[0] if hard_labels_baseline else None
         print(f"[tfdistil] student: {student_layers} layers from teacher layers {layer_map}, "
               f"{student.count_params():,} parameters")
         train_ds, dev_ds, epoch = train_and_dev_datasets(make_token_classification_dataset, train, dev, tokenizer,
@@ -331,25 +334,35 @@ def distill_ner(teacher_run_dir, train_path, dev_path, run_dir, *, student_layer
                               hidden_cosine_weight=hidden_cosine_weight, layer_map=layer_map)
         # The Distiller's accuracy skips -100 labels and padding (it masks the logits).
         distiller.compile(optimizer=make_optimizer(learning_rate, epochs * steps), metrics=["accuracy"])
+        train_times = {}
+        began = time.time()
         h = fit_run(distiller, train_ds, dev_ds, epochs=epochs, run_dir=run_dir, name="student_distilled",
                     patience=patience, epoch_variable=epoch, verbose=verbose)
+        train_times["student (distilled)"] = time.time() - began
         histories = {"student (distilled)": history_lists(h.history)}
-        histories["student (hard labels)"] = _fit_tagger(
-            hard_student, train_ds, dev_ds, epochs, steps, learning_rate, run_dir, "student_hard_labels", verbose,
-            patience, epoch,
-        )
+        models = [("teacher", teacher), ("student (distilled)", student)]
+        if hard_student is not None:
+            began = time.time()
+            histories["student (hard labels)"] = _fit_tagger(
+                hard_student, train_ds, dev_ds, epochs, steps, learning_rate, run_dir, "student_hard_labels",
+                verbose, patience, epoch,
+            )
+            train_times["student (hard labels)"] = time.time() - began
+            models.append(("student (hard labels)", hard_student))
         rows = []
-        for label, model in (("teacher", teacher), ("student (distilled)", student),
-                             ("student (hard labels)", hard_student)):
+        for label, model in models:
             if model is not teacher:
                 model.save(os.path.join(run_dir, "models", f"{model.name}.keras"))
             rows.append(_model_row(label, model, evaluate_ner(model, dev, tokenizer, batch_size), types))
-    teacher_f1, distilled_f1, hard_f1 = (r["f1"] for r in rows)
+            if label in train_times:
+                rows[-1]["train_time_s"] = train_times[label]
+    teacher_f1, distilled_f1 = rows[0]["f1"], rows[1]["f1"]
+    versus = f" vs hard labels only {rows[2]['f1']:.3f}" if len(rows) > 2 else ""
     report = {
         "name": os.path.basename(os.path.normpath(run_dir)),
         "task": "ner",
-        "summary": (f"Dev entity F1: teacher {teacher_f1:.3f}; student distilled {distilled_f1:.3f} vs hard labels "
-                    f"only {hard_f1:.3f}; student has {rows[1]['parameters'] / rows[0]['parameters']:.0%} of the "
+        "summary": (f"Dev entity F1: teacher {teacher_f1:.3f}; student distilled {distilled_f1:.3f}{versus}; "
+                    f"student has {rows[1]['parameters'] / rows[0]['parameters']:.0%} of the "
                     "teacher's parameters."),
         "teacher_run": str(teacher_run_dir),
         "label_names": list(label_names),
