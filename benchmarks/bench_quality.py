@@ -5,6 +5,9 @@ student for `--epochs` on SST-2 train with the teacher's tokenizer, mixed_bfloat
 bucketing, and scores it on SST-2 dev; `--rows` and `--seeds` pick what to run (one command a
 row), finished rows are kept in benchmarks/results/quality.json and skipped when asked again.
 
+Writes the results to benchmarks/results/quality.json and the table (with student A's own
+distilled and hard-label rows, read from real_data.json) to quality.md.
+
 Rows (student A = 3 layers x 384, initialised from teacher layers [0, 2, 4]; its distilled and
 hard-label runs with the same settings are the `sst2_student_seed*` runs of bench_real_data):
   b_distilled     student B: 4 layers x 256 (4 heads, intermediate 1024), random init, soft
@@ -114,8 +117,49 @@ def summarize(results):
     by_row = {}
     for r in results:
         by_row.setdefault(r["row"], []).append(r["accuracy"])
-    return {row: {"mean": float(np.mean(a)), "min": float(np.min(a)), "max": float(np.max(a)), "seeds": len(a)}
+    return {row: {"mean": float(np.mean(a)), "min": float(np.min(a)), "max": float(np.max(a)), "seeds": len(a),
+                  "accuracies": [float(x) for x in a]}
             for row, a in by_row.items()}
+
+
+# What each row changes, for the table (student A: 3 x 384 from fine-tuned teacher layers
+# [0, 2, 4], distilled with alpha 0.5, T 2 and the hidden-state cosine term).
+ROW_TITLES = {
+    "a_distilled": "student A, distilled (bench_real_data)",
+    "a_hard": "student A, hard labels only (bench_real_data)",
+    "a_pretrained": "A initialised from the pretrained (not fine-tuned) MiniLM",
+    "a_random": "A's shape, random init, distilled",
+    "a_random_hard": "A's shape, random init, hard labels only",
+    "a_no_cosine": "A without the hidden-state cosine term",
+    "a_t1": "A at temperature 1",
+    "a_t4": "A at temperature 4",
+    "b_distilled": "student B (4 x 256, random init): soft + hidden MSE + attention KL",
+    "b_hard": "student B, hard labels only",
+}
+
+
+def student_a_rows(real_data_json):
+    """Student A's distilled / hard-label accuracies per seed from bench_real_data's results,
+    as rows of this study (same settings: 1 epoch, lr 1e-4, alpha 0.5, T 2, cosine 1)."""
+    if not Path(real_data_json).is_file():
+        return []
+    rows = json.loads(Path(real_data_json).read_text(encoding="utf-8"))["rows"]
+    names = {"student (distilled)": "a_distilled", "student (hard labels)": "a_hard"}
+    return [{"row": names[r["model"]], "seed": r["seed"], "accuracy": r["score"]}
+            for r in rows if r["task"] == "sst2" and r["model"] in names]
+
+
+def markdown(summary, teacher_accuracy):
+    """The study as a table: mean, spread and seeds of each row, and the mean against the teacher."""
+    lines = ["| row | what changes | dev accuracy, mean | min – max | seeds | vs teacher |",
+             "|---|---|---|---|---|---|"]
+    for row in ROW_TITLES:
+        if row not in summary:
+            continue
+        s = summary[row]
+        lines.append(f"| `{row}` | {ROW_TITLES[row]} | {s['mean']:.2%} | {s['min']:.2%} – {s['max']:.2%} | "
+                     f"{s['seeds']} | {s['mean'] / teacher_accuracy:.1%} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
@@ -154,8 +198,9 @@ def main(argv=None):
             from tfdistil.convert import load_hf
 
             pretrained, _ = load_hf(minilm_folder())
-        for row in rows:
-            for seed in (int(s) for s in args.seeds.split(",")):
+        # Seeds outer: an interrupted study has every row at the first seeds.
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for row in rows:
                 if (row, seed, args.epochs, len(train)) in done:
                     print(f"[bench_quality] {row} seed {seed}: done, kept")
                     continue
@@ -166,8 +211,11 @@ def main(argv=None):
                 results.append(result)
                 output.parent.mkdir(parents=True, exist_ok=True)
                 output.write_text(json.dumps({"results": results, "summary": summarize(results)}, indent=2))
-    for row, s in summarize(results).items():
-        print(f"{row:15s} mean {s['mean']:.4f}  [{s['min']:.4f}, {s['max']:.4f}]  n={s['seeds']}")
+    summary = summarize(student_a_rows(output.parent / "real_data.json") + results)
+    teacher_accuracy = json.loads((Path(teacher_dir) / "report.json").read_text(encoding="utf-8"))["dev_accuracy"]
+    table = markdown(summary, teacher_accuracy)
+    output.with_suffix(".md").write_text(table, encoding="utf-8")
+    print(table)
 
 
 if __name__ == "__main__":
