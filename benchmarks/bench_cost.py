@@ -8,8 +8,8 @@ average before and after each step is kept, since another job on the 2 cores wou
 Usage: python benchmarks/bench_cost.py [--runs-dir runs/cost] [--data-dir ../shared/data]
 A step whose run folder already has report.json is not run again; its time is then the one
 an earlier cost.json measured for the same command, else the job's own `wall_time_s` (without
-the process start-up), marked as such. The dev accuracies are scored again each time by
-`tfdistil evaluate`.
+the process start-up), marked as such. The dev accuracies are scored by the current `tfdistil
+evaluate` (bench_real_data.scored).
 Writes benchmarks/results/cost.{json,md}.
 """
 import argparse
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_real_data import REPO_ROOT, RESULTS, steps  # noqa: E402
+from bench_real_data import REPO_ROOT, RESULTS, scored, steps  # noqa: E402
 
 BUDGET_MIN = 30.0
 
@@ -46,14 +46,6 @@ def timed_step(run_dir, argv, before=None):
                 load_after=os.getloadavg()[0])
 
 
-def dev_accuracy(run_dir, dev):
-    """Accuracy of the run's default model on `dev` by `tfdistil evaluate` (in a new process)."""
-    output = run_dir / "cost_evaluation.json"
-    subprocess.run([sys.executable, "-m", "tfdistil", "evaluate", "--run", str(run_dir), "--data", dev,
-                    "--output", str(output)], check=True, stdout=subprocess.DEVNULL)
-    return json.loads(output.read_text(encoding="utf-8"))["accuracy"]
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs-dir", default=str(REPO_ROOT / "runs" / "cost"))
@@ -69,13 +61,13 @@ def main(argv=None):
     student_report = json.loads((student_dir / "report.json").read_text(encoding="utf-8"))
     rows = {r["model"]: r for r in student_report["models"]}
     total_min = (teacher["wall_s"] + student["wall_s"]) / 60
-    dev = str(Path(args.data_dir) / "sst2" / "dev.tsv")
+    dev = Path(args.data_dir) / "sst2" / "dev.tsv"
     result = {
         "steps": {"teacher": teacher, "student_a": student},
         # Scored again by the current `tfdistil evaluate` (not timed), so that a run made by an
         # older revision is scored the way the code scores now.
-        "teacher_dev_accuracy": dev_accuracy(teacher_dir, dev),
-        "student_dev_accuracy": dev_accuracy(student_dir, dev),
+        "teacher_dev_accuracy": scored(teacher_dir, "model", dev, "sst2"),
+        "student_dev_accuracy": scored(student_dir, "student_distilled", dev, "sst2"),
         "student_train_time_s": rows["student (distilled)"].get("train_time_s"),
         "speedup_batch32": rows["student (distilled)"]["speedup_batch32"],
         "total_min": total_min,
