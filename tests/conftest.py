@@ -41,3 +41,12 @@ def shared_data():
 @pytest.fixture(scope="session")
 def minilm_dir():
     return minilm_path()
+
+
+def load_benchmark(name):
+    """A script of benchmarks/ (not a package) imported as a module, e.g. load_benchmark("bench_peers")."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,9 +1,7 @@
 """The peer benchmark (benchmarks/bench_peers.py, tfdistil/jobs/peers.py): its FLOP formula against
 two independent counts, the peers it builds against tfdistil's parameter counts, its timing
 protocol, its target bookkeeping, and the JSON a --quick run writes."""
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ pytest.importorskip("transformers")
 
 import tensorflow as tf  # noqa: E402
 
+from conftest import load_benchmark  # noqa: E402
 from tfdistil import cli  # noqa: E402
 from tfdistil.jobs import peers  # noqa: E402
 from tfdistil.models import presets  # noqa: E402
@@ -21,7 +20,6 @@ from tfdistil.models import presets  # noqa: E402
 # A DistilBERT small enough to build three times in a test (the presets' only DistilBERT is base).
 TINY_DISTILBERT = dict(vocabulary_size=30522, max_sequence_length=512, dropout=0.1, num_layers=2, num_heads=2,
                        hidden_dim=128, intermediate_dim=512)
-BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_peers.py"
 
 
 @pytest.fixture
@@ -153,10 +151,7 @@ def test_ratios_mfu_and_targets_from_rows():
 
 
 def _bench_module():
-    spec = importlib.util.spec_from_file_location("bench_peers", BENCH_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_peers")
 
 
 def test_quick_run_writes_the_json_and_markdown(tmp_path, capsys):

@@ -1,21 +1,16 @@
 """The quality study's table (benchmarks/bench_quality.py): student A's rows come from
 bench_real_data's results, every row's mean / spread / share of the teacher is the arithmetic
 done here by hand, and rows are listed in the study's order whatever order they ran in."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_quality.py"
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_quality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_quality")
 
 
 def test_student_a_rows_and_the_table(bench, tmp_path):
