@@ -27,6 +27,7 @@ Usage: python benchmarks/bench_quality.py --rows b_distilled,b_hard --seeds 0,1,
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -37,6 +38,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfdistil import evaluation  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_real_data import scored  # noqa: E402
 from tfdistil.data import make_classification_dataset, read_glue_tsv  # noqa: E402
 from tfdistil.distillation import Distiller, init_student_from_teacher  # noqa: E402
 from tfdistil.jobs.runs import load_run_label_names, load_run_model, load_run_tokenizer  # noqa: E402
@@ -212,7 +216,8 @@ def main(argv=None):
                 output.parent.mkdir(parents=True, exist_ok=True)
                 output.write_text(json.dumps({"results": results, "summary": summarize(results)}, indent=2))
     summary = summarize(student_a_rows(output.parent / "real_data.json") + results)
-    teacher_accuracy = json.loads((Path(teacher_dir) / "report.json").read_text(encoding="utf-8"))["dev_accuracy"]
+    # The teacher scored as bench_real_data's table scores it (tfdistil evaluate, cached).
+    teacher_accuracy = scored(Path(teacher_dir), "model", data_dir / "sst2" / "dev.tsv", "sst2")
     table = markdown(summary, teacher_accuracy)
     output.with_suffix(".md").write_text(table, encoding="utf-8")
     print(table)
