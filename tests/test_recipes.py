@@ -444,3 +444,21 @@ def test_latency_runs_the_model_on_its_own_inputs():
     model = tiny_text_classifier()
     ms = evaluation.latency_ms(model, batch_size=2, sequence_length=6, repeats=3, warmup=1)
     assert isinstance(ms, float) and 0 < ms < 10_000
+
+
+def test_the_cached_inference_function_does_not_keep_its_model_alive():
+    # In a fresh interpreter: pytest's own bookkeeping can hold objects of a test alive.
+    code = (
+        "import gc, weakref\n"
+        "from tfdistil import evaluation\n"
+        "from tfdistil.models import DistilBertBackbone, TextClassifier\n"
+        "m = TextClassifier(DistilBertBackbone(vocabulary_size=30, num_layers=1, num_heads=2, hidden_dim=8,"
+        " intermediate_dim=16, max_sequence_length=6), num_classes=2)\n"
+        "evaluation.latency_ms(m, 2, 6, repeats=1, warmup=1)\n"
+        "assert len(evaluation._INFERENCE) == 1\n"
+        "ref = weakref.ref(m); del m; gc.collect()\n"
+        "print('alive', ref() is not None, len(evaluation._INFERENCE))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "alive False 0"

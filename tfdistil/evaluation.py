@@ -2,7 +2,6 @@
 import os
 import tempfile
 import time
-
 import weakref
 
 import numpy as np
@@ -21,7 +20,10 @@ def inference_function(model):
 
     fn = _INFERENCE.get(model)
     if fn is None:
-        fn = _INFERENCE[model] = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+        # The function holds the model weakly: a strong reference from the cached value would
+        # keep every scored model (and its entry) alive for the life of the process.
+        ref = weakref.ref(model)
+        fn = _INFERENCE[model] = tf.function(lambda inputs: ref()(inputs, training=False), reduce_retracing=True)
     return fn
 
 
