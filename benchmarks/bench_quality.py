@@ -27,6 +27,7 @@ Usage: python benchmarks/bench_quality.py --rows b_distilled,b_hard --seeds 0,1,
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -106,7 +107,8 @@ def train_row(name, seed, teacher, train, dev, tokenizer, *, epochs, runs_dir, l
     else:
         model = Distiller(teacher, student, layer_map=layer_map, **loss)
         model.compile(optimizer=make_optimizer(learning_rate, epochs * steps), metrics=["accuracy"])
-    fit_resumable(model, train_ds, epochs=epochs, backup_dir=str(Path(runs_dir) / "quality_backup" / f"{name}_{seed}"),
+    backup = Path(runs_dir) / "quality_backup" / f"{row_key(name, epochs)}_{seed}"
+    fit_resumable(model, train_ds, epochs=epochs, backup_dir=str(backup),
                   validation_data=dev_ds, epoch_variable=epoch, verbose=verbose)
     return {
         "row": name, "seed": seed, "student": spec, "loss": loss, "epochs": epochs, "learning_rate": learning_rate,
@@ -116,11 +118,22 @@ def train_row(name, seed, teacher, train, dev, tokenizer, *, epochs, runs_dir, l
     }
 
 
+def row_key(row, epochs):
+    """A row's name in the summary: rows trained longer than the study's one epoch are their own rows."""
+    return row if epochs == 1 else f"{row}_{epochs}ep"
+
+
+def parse_row_key(key):
+    """(row, epochs) of a summary key made by row_key."""
+    match = re.fullmatch(r"(.+)_(\d+)ep", key)
+    return (match.group(1), int(match.group(2))) if match else (key, 1)
+
+
 def summarize(results):
-    """Mean and spread (min-max) over seeds of each row's accuracy."""
+    """Mean and spread (min-max) over seeds of each row's accuracy (rows of other epoch counts apart)."""
     by_row = {}
     for r in results:
-        by_row.setdefault(r["row"], []).append(r["accuracy"])
+        by_row.setdefault(row_key(r["row"], r.get("epochs", 1)), []).append(r["accuracy"])
     return {row: {"mean": float(np.mean(a)), "min": float(np.min(a)), "max": float(np.max(a)), "seeds": len(a),
                   "accuracies": [float(x) for x in a]}
             for row, a in by_row.items()}
@@ -157,11 +170,12 @@ def markdown(summary, teacher_accuracy):
     """The study as a table: mean, spread and seeds of each row, and the mean against the teacher."""
     lines = ["| row | what changes | dev accuracy, mean | min – max | seeds | vs teacher |",
              "|---|---|---|---|---|---|"]
-    for row in ROW_TITLES:
-        if row not in summary:
-            continue
+    order = list(ROW_TITLES)
+    for row in sorted(summary, key=lambda k: (order.index(parse_row_key(k)[0]), parse_row_key(k)[1])):
+        base, epochs = parse_row_key(row)
+        title = ROW_TITLES[base] + (f", {epochs} epochs" if epochs > 1 else "")
         s = summary[row]
-        lines.append(f"| `{row}` | {ROW_TITLES[row]} | {s['mean']:.2%} | {s['min']:.2%} – {s['max']:.2%} | "
+        lines.append(f"| `{row}` | {title} | {s['mean']:.2%} | {s['min']:.2%} – {s['max']:.2%} | "
                      f"{s['seeds']} | {s['mean'] / teacher_accuracy:.1%} |")
     return "\n".join(lines) + "\n"
 

@@ -124,7 +124,8 @@ def _row(library, seconds, cpu, model="bert_base", policy="float32", batch=8, se
 def test_ratios_mfu_and_targets_from_rows():
     inference = [_row("tfdistil", 1.0, 2.0), _row("keras_hub", 1.25, 3.0), _row("torch", 4.0, 4.0),
                  _row("tfdistil", 0.5, 1.0, model="distilbert_base"),
-                 _row("tfdistil", 0.4, 0.8, policy="mixed_bfloat16"), _row("keras_hub", 0.6, 1.2, policy="mixed_bfloat16")]
+                 _row("tfdistil", 0.4, 0.8, policy="mixed_bfloat16"), _row("keras_hub", 0.6, 1.2, policy="mixed_bfloat16"),
+                 _row("tfdistil_xla_ln", 0.5, 1.0, policy="mixed_bfloat16")]
     # Each row's MFU is against the peak timed in its own rounds.
     training = [_row("tfdistil", 2.0, 2.0, batch=16, flops=2.6e12, peaks={"float32": 2e12, "bfloat16": 8e12}),
                 _row("keras_hub", 2.2, 2.0, batch=16, flops=2.6e12, peaks={"float32": 2e12, "bfloat16": 8e12})]
@@ -138,11 +139,13 @@ def test_ratios_mfu_and_targets_from_rows():
     speedups = peers.student_teacher(inference)
     assert [s["speedup"] for s in speedups] == [pytest.approx(2.0)]
     targets = {t["target"]: t for t in peers.evaluate_targets(inference, training, speedups, {"skipped": "x"})}
-    assert len(targets) == 12
+    assert len(targets) == 13
     f32_kh = targets["inference bert_base, seq 128, batch 8, float32: tfdistil / KerasHub"]
     assert (f32_kh["value"], f32_kh["met"], f32_kh["value_cpu_time"]) == (pytest.approx(1.25), False, pytest.approx(1.5))
     assert targets["inference bert_base, seq 128, batch 8, float32: tfdistil / PyTorch"]["met"] is True
     assert targets["inference bert_base, seq 128, batch 8, mixed_bfloat16: tfdistil / KerasHub"]["met"] is True
+    xla_ln = targets["inference bert_base, seq 128, batch 8, mixed_bfloat16: tfdistil XLA LayerNorm / KerasHub"]
+    assert (xla_ln["value"], xla_ln["met"]) == (pytest.approx(0.6 / 0.5), False) and "opt-in" in xla_ln["note"]
     mfu = targets["training step bert_base classifier, seq 128, batch 16, float32: MFU of the float32 matmul peak"]
     assert mfu["value"] == pytest.approx(0.65) and mfu["met"] is True
     assert targets["inference seq 128, batch 8, float32: distilbert_base / bert_base speed-up"]["met"] is True
@@ -182,7 +185,7 @@ def test_quick_run_writes_the_json_and_markdown(tmp_path, capsys):
         assert rows["torch"]["torch_threads"] in (1, torch.get_num_threads())
     assert sorted(r["library"] for r in result["training"]) == ["keras_hub", "tfdistil"]
     assert result["training"][0]["flops"] == peers.training_flops(config, "bert", 2, 16)
-    assert len(result["targets"]) == 12 and all(t["met"] is None for t in result["targets"])
+    assert len(result["targets"]) == 13 and all(t["met"] is None for t in result["targets"])
     assert result["command"].startswith("python benchmarks/bench_peers.py --quick")
     text = md.read_text()
     assert "| bert_tiny | float32 | 16 | 2 |" in text and result["command"] in text

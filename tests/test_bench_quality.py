@@ -38,3 +38,18 @@ def test_student_a_rows_and_the_table(bench, tmp_path):
     assert t4[3].strip() == "83.00%" and t4[4].strip() == "80.00% – 86.00%" and t4[5].strip() == "3"
     assert t4[6].strip() == f"{0.83 / 0.9:.1%}"  # 92.2%
     assert table[2].split("|")[3].strip() == "88.50%"  # (0.88 + 0.89) / 2
+
+
+def test_rows_trained_longer_are_rows_of_their_own(bench):
+    results = [{"row": "b_hard", "seed": 0, "epochs": 1, "accuracy": 0.81},
+               {"row": "b_hard", "seed": 0, "epochs": 3, "accuracy": 0.83},
+               {"row": "b_hard", "seed": 1, "epochs": 3, "accuracy": 0.85},
+               {"row": "b_distilled", "seed": 0, "epochs": 3, "accuracy": 0.86}]
+    summary = bench.summarize(results)
+    assert summary["b_hard"]["accuracies"] == [0.81]
+    assert summary["b_hard_3ep"]["mean"] == pytest.approx(0.84)
+    assert bench.parse_row_key("b_hard_3ep") == ("b_hard", 3) and bench.parse_row_key("a_t4") == ("a_t4", 1)
+    table = bench.markdown(summary, teacher_accuracy=0.9).splitlines()
+    # study order: B distilled before B hard, one epoch before three
+    assert [line.split("|")[1].strip() for line in table[2:]] == ["`b_distilled_3ep`", "`b_hard`", "`b_hard_3ep`"]
+    assert table[4].split("|")[2].strip() == "student B, hard labels only, 3 epochs"

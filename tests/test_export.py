@@ -17,6 +17,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
 
 import tfdistil.export.saved_model as saved_model_module
+from tfdistil.layers import xla_layer_norm
 from tfdistil.export import REST_EXAMPLES, export_saved_model
 from tfdistil.models import BertBackbone, DistilBertBackbone, SpanQA, TextClassifier, TokenClassifier
 from tfdistil.text import WordPieceTokenizer
@@ -477,7 +478,12 @@ def test_mixed_precision_model_serves_float32(tokenizer, tmp_path):
     backbone = BertBackbone(len(VOCAB), num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16,
                             max_sequence_length=16, dtype="mixed_bfloat16")
     model = TextClassifier(backbone, num_classes=3)
-    folder = export_random(model, tok, tmp_path / "bf16")
+    with xla_layer_norm():  # the opt-in XLA LayerNorm path never goes into an export
+        folder = export_random(model, tok, tmp_path / "bf16")
+    saved = load_saved_model_proto(folder)
+    functions = [f for graph in saved.meta_graphs for f in graph.graph_def.library.function]
+    assert functions and not any(f.attr["_XlaMustCompile"].b or any(n.attr["_XlaMustCompile"].b for n in f.node_def)
+                                 for f in functions)
     outputs = tf.saved_model.load(str(folder)).signatures["serving_default"](text=tf.constant(["a good film"]))
     assert outputs["probabilities"].dtype == tf.float32
     expected = expected_probabilities(model, tok, ["a good film"])

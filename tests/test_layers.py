@@ -15,10 +15,12 @@ from scipy.special import erf
 from harness import run_layer_test, shared_initial_values
 from tfdistil.layers import (
     FeedForwardNetwork,
+    LayerNorm,
     MultiHeadSelfAttention,
     Pooler,
     PositionalEmbedding,
     TransformerEncoderBlock,
+    xla_layer_norm,
 )
 
 BATCH, SEQ, HIDDEN, HEADS, INTERMEDIATE = 2, 5, 8, 2, 16
@@ -530,3 +532,62 @@ def test_sublayer_kernels_are_initialised_independently(layer_cls, kwargs):
     layer.build((None, SEQ, HIDDEN))
     shared = shared_initial_values(layer)
     assert not shared, f"kernels initialised to coinciding values: {shared}"
+
+
+# --------------------------------------------------------------------------- LayerNorm
+
+
+def graph_uses_xla(fn, *args):
+    """Whether tracing `fn(*args)` puts an XLA-compiled function (`_XlaMustCompile`) in the graph."""
+    graph_def = tf.function(fn).get_concrete_function(*args).graph.as_graph_def()
+    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
+    return any(n.attr["_XlaMustCompile"].b for n in nodes) or any(
+        f.attr["_XlaMustCompile"].b for f in graph_def.library.function)
+
+
+def numpy_layer_norm(x, gamma, beta, epsilon=1e-12):
+    x = x.astype("float64")
+    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + epsilon) * gamma + beta
+
+
+def test_layer_norm_xla_path_only_for_reduced_precision_inference_inside_the_context():
+    x = tiny_inputs(3) * 3 + 1
+    gamma, beta = rng(4).normal(1.0, 0.2, HIDDEN), rng(5).normal(0.0, 0.2, HIDDEN)
+    layers = {}
+    for policy in ("mixed_bfloat16", "float32"):
+        layers[policy] = LayerNorm(epsilon=1e-12, dtype=policy)
+        layers[policy].build(x.shape)
+        layers[policy].set_weights([gamma.astype("float32"), beta.astype("float32")])
+    bf16 = layers["mixed_bfloat16"]
+    expected = numpy_layer_norm(x, gamma, beta)  # Keras' LayerNorm normalises its input uncast
+    plain, fused = bf16(x), None
+    with xla_layer_norm():
+        fused = bf16(x)
+        assert graph_uses_xla(lambda t: bf16(t, training=False), x)
+        assert graph_uses_xla(lambda t: bf16(t), x)  # training unset: inference
+        assert not graph_uses_xla(lambda t: bf16(t, training=True), x)
+        assert not graph_uses_xla(lambda t: layers["float32"](t), x)
+        with xla_layer_norm(False):
+            assert not graph_uses_xla(lambda t: bf16(t), x)
+    assert not graph_uses_xla(lambda t: bf16(t), x)
+    # Both paths round only the output to bfloat16 (8 bits of mantissa: relative error <= 2**-8).
+    for out in (plain, fused):
+        assert out.dtype == "bfloat16"
+        np.testing.assert_allclose(tf.cast(out, tf.float32).numpy(), expected, rtol=2 ** -8, atol=1e-6)
+    # The same weights and config as Keras' LayerNormalization: a drop-in for checkpoints.
+    assert LayerNorm.from_config(bf16.get_config()).epsilon == 1e-12
+    assert [w.path.split("/")[-1] for w in bf16.weights] == ["gamma", "beta"]
+
+
+def test_encoder_block_under_xla_layer_norm_matches_the_plain_block():
+    block = TransformerEncoderBlock(HEADS, INTERMEDIATE, dropout=0.0, dtype="mixed_bfloat16")
+    x, mask = tiny_inputs(6), tiny_mask()
+    plain = tf.function(lambda t, m: block(t, padding_mask=m, training=False))
+    fused = tf.function(lambda t, m: block(t, padding_mask=m, training=False))
+    expected = tf.cast(plain(x, mask), tf.float32).numpy()
+    with xla_layer_norm():
+        got = tf.cast(fused(x, mask), tf.float32).numpy()
+    assert graph_uses_xla(lambda t, m: block(t, padding_mask=m), x, mask) is False  # traced outside: plain
+    # the same block, the normalisations computed by XLA: equal up to bfloat16 rounding
+    np.testing.assert_allclose(got, expected, rtol=2 ** -6, atol=2 ** -6)

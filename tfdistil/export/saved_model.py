@@ -89,6 +89,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from tfdistil.layers.layer_norm import xla_layer_norm
 from tfdistil.models.tasks import SpanQA, Task, TextClassifier, TokenClassifier
 from tfdistil.text.wordpiece import WordPieceTokenizer
 
@@ -236,7 +237,9 @@ def export_saved_model(
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-v{version}-", dir=root.parent))
     try:
-        tf.saved_model.save(module, str(staging), signatures=module.signatures())
+        # Traced without the XLA LayerNorm path: TF Serving and TFLite need not have XLA.
+        with xla_layer_norm(False):
+            tf.saved_model.save(module, str(staging), signatures=module.signatures())
         _write_warmup(staging, module.warmup_inputs())
         _write_model_card(staging, model, tokenizer, task, label_names, version, model_card, pair)
         root.mkdir(exist_ok=True)

@@ -45,9 +45,11 @@ from tfdistil.evaluation import median_seconds
 from tfdistil.models.presets import PRESET_ARCHITECTURE, preset_config
 from tfdistil.report import markdown_table
 
-LIBRARIES = ("tfdistil", "tfdistil_xla", "keras_hub", "keras_hub_xla", "torch")
-LIBRARY_TITLES = {"tfdistil": "tfdistil", "tfdistil_xla": "tfdistil XLA", "keras_hub": "KerasHub",
-                  "keras_hub_xla": "KerasHub XLA", "torch": "PyTorch"}
+LIBRARIES = ("tfdistil", "tfdistil_xla", "tfdistil_xla_ln", "keras_hub", "keras_hub_xla", "torch")
+LIBRARY_TITLES = {"tfdistil": "tfdistil", "tfdistil_xla": "tfdistil XLA", "tfdistil_xla_ln": "tfdistil XLA LayerNorm",
+                  "keras_hub": "KerasHub", "keras_hub_xla": "KerasHub XLA", "torch": "PyTorch"}
+# tfdistil_xla_ln: the opt-in `tfdistil.layers.xla_layer_norm()` path, which only changes
+# bfloat16/float16 inference; under float32 it is the plain tfdistil row and is not timed.
 POLICIES = ("float32", "mixed_bfloat16")
 # The issue's headline shapes: where each target is read.
 TARGET_SHAPE = dict(model="bert_base", sequence_length=128, batch_size=8)
@@ -64,7 +66,7 @@ class PeerOptions:
     sequence_lengths: tuple = (128, 64)
     batch_sizes: tuple = (1, 8, 32)
     policies: tuple = POLICIES
-    libraries: tuple = ("tfdistil", "tfdistil_xla", "keras_hub", "torch")
+    libraries: tuple = ("tfdistil", "tfdistil_xla", "tfdistil_xla_ln", "keras_hub", "torch")
     torch_autocast: bool = False
     torch_skip: tuple = ()
     rounds: int = 3
@@ -103,8 +105,9 @@ class PeerOptions:
         bad = [lib for lib in (*self.libraries, *self.train_libraries) if lib not in LIBRARIES]
         if bad:
             raise ValueError(f"unknown library {bad}; choose from {list(LIBRARIES)}")
-        if "torch" in self.train_libraries:
-            raise ValueError("training is compared between tfdistil and KerasHub only")
+        if "torch" in self.train_libraries or "tfdistil_xla_ln" in self.train_libraries:
+            raise ValueError("training is compared between tfdistil and KerasHub only (the XLA LayerNorm path "
+                             "is for inference)")
         if min(self.batch_sizes + (self.train_batch_size,)) < 1 or min(self.rounds, self.repeats, self.train_rounds) < 1:
             raise ValueError("batch sizes, rounds and repeats must be >= 1")
         for pair in self.torch_skip:
@@ -254,13 +257,18 @@ def keras_inputs(model, inputs):
     return {name: tf.constant(inputs[name]) for name in model.input}
 
 
-def keras_forward(model, inputs, jit_compile):
+def keras_forward(model, inputs, jit_compile, xla_layer_norm=False):
     """A no-argument callable: one inference call of a Keras model (tf.function, optionally
-    XLA), its outputs brought to numpy so the timing includes the whole computation."""
+    XLA, or with tfdistil's XLA LayerNorm path, traced here), its outputs brought to numpy so the
+    timing includes the whole computation."""
     import tensorflow as tf
+
+    from tfdistil.layers import layer_norm
 
     x = keras_inputs(model, inputs)
     fn = tf.function(lambda feed: model(feed, training=False), jit_compile=jit_compile)
+    with layer_norm.xla_layer_norm(xla_layer_norm):
+        fn.get_concrete_function(x)
     return lambda: tf.nest.map_structure(np.asarray, fn(x))
 
 
@@ -420,7 +428,7 @@ def run_inference(options, peaks, log=_log):
         models = {}
         for preset in options.models:
             counts = parameters.setdefault(preset, {})
-            if {"tfdistil", "tfdistil_xla"} & set(options.libraries):
+            if {"tfdistil", "tfdistil_xla", "tfdistil_xla_ln"} & set(options.libraries):
                 models[preset, "tfdistil"] = build_tfdistil(preset, policy)
                 counts["tfdistil"] = int(models[preset, "tfdistil"].count_params())
             if {"keras_hub", "keras_hub_xla"} & set(options.libraries):
@@ -439,6 +447,9 @@ def run_inference(options, peaks, log=_log):
                             autocast = policy != "float32"
                             threads[name] = pick_torch_threads(torch_models[preset], inputs, autocast)
                             fns[name] = torch_forward(torch_models[preset], inputs, autocast, threads[name][0])
+                        elif lib == "tfdistil_xla_ln":
+                            if policy != "float32":
+                                fns[name] = keras_forward(models[preset, "tfdistil"], inputs, False, xla_layer_norm=True)
                         else:
                             fns[name] = keras_forward(models[preset, lib.removesuffix("_xla")], inputs,
                                                       lib.endswith("_xla"))
@@ -584,6 +595,11 @@ def evaluate_targets(inference, training, speedups, bucketing):
         row = _find(inference, library="tfdistil_xla", policy=policy, **shape)
         targets.append(_target(f"inference {where}, {policy}: tfdistil XLA / {LIBRARY_TITLES[lib]}", goal,
                                row, f"vs_{lib}", f"vs_{lib}_cpu", note="XLA row; not the default path"))
+        if policy != "float32":
+            row = _find(inference, library="tfdistil_xla_ln", policy=policy, **shape)
+            targets.append(_target(f"inference {where}, {policy}: tfdistil XLA LayerNorm / {LIBRARY_TITLES[lib]}",
+                                   goal, row, f"vs_{lib}", f"vs_{lib}_cpu",
+                                   note="opt-in path: tfdistil.layers.xla_layer_norm()"))
     for policy in POLICIES:
         row = _find(training, library="tfdistil", policy=policy, **tshape)
         targets.append(_target(f"training step {twhere}, {policy}: tfdistil / KerasHub", 1.3, row,

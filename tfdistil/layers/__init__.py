@@ -3,12 +3,15 @@ from tfdistil.layers.attention import MultiHeadSelfAttention
 from tfdistil.layers.embeddings import PositionalEmbedding
 from tfdistil.layers.encoder_block import TransformerEncoderBlock
 from tfdistil.layers.feed_forward import FeedForwardNetwork
+from tfdistil.layers.layer_norm import LayerNorm, xla_layer_norm
 from tfdistil.layers.pooler import Pooler
 
 __all__ = [
     "MultiHeadSelfAttention",
     "FeedForwardNetwork",
+    "LayerNorm",
     "PositionalEmbedding",
     "Pooler",
     "TransformerEncoderBlock",
+    "xla_layer_norm",
 ]

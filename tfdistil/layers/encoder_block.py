@@ -3,6 +3,7 @@ import keras
 
 from tfdistil.layers.attention import MultiHeadSelfAttention, clone_initializer, self_attention_output_spec
 from tfdistil.layers.feed_forward import FeedForwardNetwork
+from tfdistil.layers.layer_norm import LayerNorm
 
 
 @keras.saving.register_keras_serializable(package="tfdistil")
@@ -55,7 +56,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         )
         self.attention.build(inputs_shape)
         self.attention_dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
-        self.attention_layer_norm = keras.layers.LayerNormalization(
+        self.attention_layer_norm = LayerNorm(
             epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="attention_layer_norm"
         )
         self.attention_layer_norm.build(inputs_shape)
@@ -64,7 +65,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             kernel_initializer=clone_initializer(self.kernel_initializer), dtype=self.dtype_policy, name="feed_forward",
         )
         self.feed_forward.build(inputs_shape)
-        self.output_layer_norm = keras.layers.LayerNormalization(
+        self.output_layer_norm = LayerNorm(
             epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="output_layer_norm"
         )
         self.output_layer_norm.build(inputs_shape)
