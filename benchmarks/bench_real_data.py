@@ -29,7 +29,7 @@ SST2 = {"finetune": ["--epochs", "2", "--learning-rate", "8e-5", "--batch-size",
                     "--alpha", "0.5", "--temperature", "2", "--batch-size", "32"]}
 CONLL = {"finetune": ["--epochs", "3", "--learning-rate", "1e-4", "--batch-size", "32", "--sequence-length", "128",
                       "--patience", "1", "--tag-column", "1"],
-         "distill": ["--student-layers", "3", "--student-epochs", "2", "--student-learning-rate", "1e-4",
+         "distill": ["--student-layers", "3", "--student-epochs", "4", "--student-learning-rate", "1e-4",
                      "--alpha", "0.5", "--temperature", "2", "--batch-size", "32", "--tag-column", "1"]}
 
 
