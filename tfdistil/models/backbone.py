@@ -1,7 +1,7 @@
 """BERT and DistilBERT backbones as functional keras.Model subclasses."""
 import keras
 
-from tfdistil.layers import LayerNorm, Pooler, PositionalEmbedding, TransformerEncoderBlock
+from tfdistil.layers import Pooler, PositionalEmbedding, TransformerEncoderBlock
 from tfdistil.models.presets import preset_config
 
 
@@ -146,7 +146,7 @@ class Backbone(keras.Model):
                 config["max_sequence_length"], initializer=bert_initializer(), dtype=dtype,
                 name="position_embedding",
             ),
-            "embeddings_layer_norm": LayerNorm(
+            "embeddings_layer_norm": keras.layers.LayerNormalization(
                 epsilon=1e-12, dtype=dtype, name="embeddings_layer_norm"
             ),
             "embeddings_dropout": keras.layers.Dropout(config["dropout"], dtype=dtype, name="embeddings_dropout"),
