@@ -15,6 +15,9 @@ hard-label runs with the same settings are the `sst2_student_seed*` runs of benc
                   Narrow and randomly initialised on purpose: nothing can be copied from the
                   teacher, so what it learns beyond hard labels comes from distillation.
   b_hard          the same student on hard labels only
+  b2_distilled    student B2: 2 layers x 384 initialised from teacher layers [0, 3] (the other
+                  shape the issue allows), soft targets + hidden-state MSE + attention KL
+  b2_hard         the same student on hard labels only
   a_pretrained    student A initialised from the pretrained (not fine-tuned) MiniLM layers, distilled
   a_random        student A's shape at random init, distilled
   a_random_hard   student A's shape at random init, hard labels
@@ -53,11 +56,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "quality.json"
 A = {"num_layers": 3, "init": "teacher"}
 B = {"num_layers": 4, "hidden_dim": 256, "num_heads": 4, "intermediate_dim": 1024, "init": "random"}
+B2 = {"num_layers": 2, "init": "teacher"}
+INTERMEDIATE = {"alpha": 0.5, "temperature": 2.0, "hidden_mse_weight": 1.0, "attention_weight": 1.0}
 SOFT = {"alpha": 0.5, "temperature": 2.0, "hidden_cosine_weight": 1.0}
 HARD = {"alpha": 1.0, "temperature": 1.0}
 ROWS = {
-    "b_distilled": (B, {"alpha": 0.5, "temperature": 2.0, "hidden_mse_weight": 1.0, "attention_weight": 1.0}),
+    "b_distilled": (B, INTERMEDIATE),
     "b_hard": (B, HARD),
+    "b2_distilled": (B2, INTERMEDIATE),
+    "b2_hard": (B2, HARD),
     "a_pretrained": (dict(A, init="pretrained"), SOFT),
     "a_random": (dict(A, init="random"), SOFT),
     "a_random_hard": (dict(A, init="random"), HARD),
@@ -152,6 +159,8 @@ ROW_TITLES = {
     "a_t4": "A at temperature 4",
     "b_distilled": "student B (4 x 256, random init): soft + hidden MSE + attention KL",
     "b_hard": "student B, hard labels only",
+    "b2_distilled": "student B2 (2 x 384 from teacher layers [0, 3]): soft + hidden MSE + attention KL",
+    "b2_hard": "student B2, hard labels only",
 }
 
 
