@@ -5,7 +5,6 @@ back with TensorBoard's own reader, early stopping, resume after a killed proces
 
 Golden values are written out or computed here with numpy; none comes from the code under test.
 """
-import contextlib
 import json
 import math
 import os
@@ -226,48 +225,6 @@ def test_weight_decay_exclusions_survive_serialization_and_keras_file(tmp_path):
     for v in variables:
         factor = 0.95 if v.name in DECAYED else 1.0
         np.testing.assert_allclose(v.numpy(), before[id(v)] * factor, rtol=1e-6, err_msg=v.path)
-
-
-# ----- AdamW: the update compiled by XLA as one function ---------------------------------
-
-
-def five_steps(fused, policy="float32", strategy=None):
-    keras.utils.set_random_seed(3)
-    with (strategy.scope() if strategy else contextlib.nullcontext()):
-        model = TextClassifier(BertBackbone(40, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16,
-                                            max_sequence_length=16, dtype=policy), num_classes=3)
-        optimizer = make_optimizer(0.01, total_steps=10, warmup_ratio=0.2, weight_decay=0.1, clipnorm=0.5)
-        optimizer.fused = fused
-        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    rng = np.random.default_rng(0)
-    x = {"token_ids": rng.integers(0, 40, (4, 16)).astype("int32"), "segment_ids": np.zeros((4, 16), "int32"),
-         "padding_mask": np.ones((4, 16), "int32")}
-    y = rng.integers(0, 3, (4,))
-    for _ in range(5):
-        model.train_on_batch(x, y)
-    return [v.numpy() for v in model.trainable_variables], optimizer
-
-
-@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
-def test_fused_update_equals_kerass_update(policy):
-    unfused, plain = five_steps(False, policy)
-    fused, optimizer = five_steps(True, policy)
-    assert len(optimizer._fused_updates) == 1 and not plain._fused_updates  # one compiled function, reused
-    for a, b in zip(unfused, fused):
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
-    keras.utils.set_random_seed(3)  # the initial weights of five_steps: every variable moved
-    initial = TextClassifier(BertBackbone(40, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16,
-                                          max_sequence_length=16, dtype=policy), num_classes=3)
-    assert all(np.abs(a - b.numpy()).max() > 1e-3 for a, b in zip(fused, initial.trainable_variables))
-
-
-def test_fused_update_steps_aside_under_a_strategy():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-    fused, optimizer = five_steps(True, strategy=strategy)
-    assert not optimizer._fused_updates  # Keras' per-variable update through the strategy
-    for a, b in zip(five_steps(False)[0], fused):
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
-    assert make_optimizer(0.1, 10).get_config()["fused"] is True
 
 
 # ----- make_optimizer: global gradient clipping -----------------------------------------

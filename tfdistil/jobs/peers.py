@@ -8,8 +8,7 @@ What is measured (every ratio is between timings taken in the same run):
   `BertModel` / `DistilBertModel` in PyTorch eager mode on CPU, all fed the same random token ids;
 - a training step (`train_on_batch`, the step `fit` runs) of a two-class classifier, tfdistil's
   `TextClassifier` against KerasHub's `BertTextClassifier` / `DistilBertTextClassifier`, same
-  loss, each with its library's AdamW (tfdistil's compiles the update of all variables as one
-  XLA function; same settings);
+  optimizer (AdamW) and loss;
 - the machine's matmul peak (`tf.matmul` of large square matrices, float32 and bfloat16, graph
   mode and XLA), and from it each row's model FLOPs utilisation (MFU);
 - the student/teacher inference speed-up (`distilbert_base` against `bert_base`);
@@ -309,21 +308,12 @@ def pick_torch_threads(model, inputs, autocast=False):
     return min(seconds, key=seconds.get), seconds
 
 
-def train_step(model, inputs, labels, jit_compile, library="keras_hub"):
+def train_step(model, inputs, labels, jit_compile):
     """A no-argument callable: one `train_on_batch` (the step `fit` runs) with AdamW and
-    sparse cross-entropy on logits. Each library's own AdamW with the same settings:
-    `tfdistil.training.AdamW` (the update of all variables compiled by XLA as one function,
-    no weight-decay exclusions here, as Keras' default) for tfdistil, `keras.optimizers.AdamW`
-    for KerasHub."""
+    sparse cross-entropy on logits."""
     import keras
 
-    if library.startswith("tfdistil"):
-        from tfdistil.training.optimization import AdamW
-
-        optimizer = AdamW(learning_rate=1e-5, exclude_from_weight_decay_names=())
-    else:
-        optimizer = keras.optimizers.AdamW(learning_rate=1e-5)
-    model.compile(optimizer=optimizer,
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-5),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"], jit_compile=jit_compile)
     x = keras_inputs(model, inputs)
@@ -503,7 +493,7 @@ def run_training(options, peaks, log=_log):
             for lib in options.train_libraries:
                 model = build_classifier(lib.removesuffix("_xla"), preset, policy)
                 params[lib] = int(model.count_params())
-                fns[lib] = train_step(model, inputs, labels, lib.endswith("_xla"), lib)
+                fns[lib] = train_step(model, inputs, labels, lib.endswith("_xla"))
             log(f"training {preset} {policy} seq {seq} batch {batch}: {', '.join(fns)} + matmul peaks")
             timings = time_interleaved(_with_peaks(dict(fns), peaks), options.train_rounds, 1, options.warmup)
             group_peak = _group_peaks(timings, peaks)

@@ -45,60 +45,25 @@ class LinearWarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 @keras.saving.register_keras_serializable(package="tfdistil")
 class AdamW(keras.optimizers.AdamW):
-    """Keras' AdamW whose weight-decay exclusions are part of its config, with the update of
-    all variables compiled by XLA as one function.
+    """Keras' AdamW whose weight-decay exclusions are part of its config.
 
     Keras keeps `exclude_from_weight_decay(...)` out of `get_config`, so a compiled model
     saved as `.keras` and reloaded would decay biases and LayerNorm again.
 
-    Keras applies AdamW variable by variable, a dozen small ops each (clipping, decay, the
-    two moments, the step): for bert_base's 151 variables that is ~2,000 ops a step reading
-    and writing 110M parameters several times over. With `fused=True` (the TensorFlow
-    backend, outside a `tf.distribute` strategy) the clipping, decay and update of every
-    variable run as one XLA-compiled function, which fuses each variable's elementwise chain
-    into one pass: the same arithmetic, rounded in a different order (float32; tested against
-    the unfused update).
-
     Args:
         exclude_from_weight_decay_names: substrings (regexes) of variable names that get
             no weight decay.
-        fused: compile the update with XLA where possible (see above).
         **kwargs: `keras.optimizers.AdamW` arguments.
     """
 
-    def __init__(self, exclude_from_weight_decay_names=NO_DECAY, fused=True, **kwargs):
+    def __init__(self, exclude_from_weight_decay_names=NO_DECAY, **kwargs):
         super().__init__(**kwargs)
         self.exclude_from_weight_decay_names = tuple(exclude_from_weight_decay_names)
-        self.fused = bool(fused)
-        # Not tracked by Keras: compiled functions keyed by the variables they update.
-        object.__setattr__(self, "_fused_updates", {})
         if self.exclude_from_weight_decay_names:
             self.exclude_from_weight_decay(var_names=list(self.exclude_from_weight_decay_names))
 
-    def _can_fuse(self):
-        if not self.fused or keras.backend.backend() != "tensorflow":
-            return False
-        import tensorflow as tf
-
-        # Under a strategy Keras updates each (mirrored) variable through the strategy.
-        return not tf.distribute.has_strategy() and not tf.distribute.in_cross_replica_context()
-
-    def _backend_apply_gradients(self, grads, trainable_variables):
-        if not self._can_fuse():
-            return super()._backend_apply_gradients(grads, trainable_variables)
-        import tensorflow as tf
-
-        key = tuple(id(v) for v in trainable_variables)
-        update = self._fused_updates.get(key)
-        if update is None:
-            variables, apply = list(trainable_variables), super()._backend_apply_gradients
-            update = tf.function(lambda gradients: apply(gradients, variables), jit_compile=True)
-            self._fused_updates[key] = update
-        update(list(grads))
-
     def get_config(self):
-        return dict(super().get_config(), exclude_from_weight_decay_names=list(self.exclude_from_weight_decay_names),
-                    fused=self.fused)
+        return dict(super().get_config(), exclude_from_weight_decay_names=list(self.exclude_from_weight_decay_names))
 
 
 def make_optimizer(learning_rate, total_steps, warmup_ratio=0.1, weight_decay=0.01, clipnorm=1.0):
