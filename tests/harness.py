@@ -100,6 +100,14 @@ def assert_identical(actual, expected, what="outputs", atol=0.0):
             )
 
 
+def graph_def_uses_xla(graph_def):
+    """Whether a GraphDef (its nodes or any function of its library) holds an XLA-compiled
+    function: a `_XlaMustCompile` attribute set on a function or a call node."""
+    functions = list(graph_def.library.function)
+    nodes = list(graph_def.node) + [n for f in functions for n in f.node_def]
+    return any(n.attr["_XlaMustCompile"].b for n in nodes) or any(f.attr["_XlaMustCompile"].b for f in functions)
+
+
 def relative_error(actual, reference):
     """max |actual - reference| / max |reference| (float64)."""
     a = np.asarray(actual, dtype="float64")

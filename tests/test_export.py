@@ -17,6 +17,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
 
 import tfdistil.export.saved_model as saved_model_module
+from harness import graph_def_uses_xla
 from tfdistil.layers import xla_layer_norm
 from tfdistil.export import REST_EXAMPLES, export_saved_model
 from tfdistil.models import BertBackbone, DistilBertBackbone, SpanQA, TextClassifier, TokenClassifier
@@ -480,10 +481,8 @@ def test_mixed_precision_model_serves_float32(tokenizer, tmp_path):
     model = TextClassifier(backbone, num_classes=3)
     with xla_layer_norm():  # the opt-in XLA LayerNorm path never goes into an export
         folder = export_random(model, tok, tmp_path / "bf16")
-    saved = load_saved_model_proto(folder)
-    functions = [f for graph in saved.meta_graphs for f in graph.graph_def.library.function]
-    assert functions and not any(f.attr["_XlaMustCompile"].b or any(n.attr["_XlaMustCompile"].b for n in f.node_def)
-                                 for f in functions)
+    graphs = [graph.graph_def for graph in load_saved_model_proto(folder).meta_graphs]
+    assert graphs and graphs[0].library.function and not any(graph_def_uses_xla(g) for g in graphs)
     outputs = tf.saved_model.load(str(folder)).signatures["serving_default"](text=tf.constant(["a good film"]))
     assert outputs["probabilities"].dtype == tf.float32
     expected = expected_probabilities(model, tok, ["a good film"])

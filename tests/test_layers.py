@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from scipy.special import erf
 
-from harness import run_layer_test, shared_initial_values
+from harness import graph_def_uses_xla, run_layer_test, shared_initial_values
 from tfdistil.layers import (
     FeedForwardNetwork,
     LayerNorm,
@@ -539,10 +539,7 @@ def test_sublayer_kernels_are_initialised_independently(layer_cls, kwargs):
 
 def graph_uses_xla(fn, *args):
     """Whether tracing `fn(*args)` puts an XLA-compiled function (`_XlaMustCompile`) in the graph."""
-    graph_def = tf.function(fn).get_concrete_function(*args).graph.as_graph_def()
-    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
-    return any(n.attr["_XlaMustCompile"].b for n in nodes) or any(
-        f.attr["_XlaMustCompile"].b for f in graph_def.library.function)
+    return graph_def_uses_xla(tf.function(fn).get_concrete_function(*args).graph.as_graph_def())
 
 
 def numpy_layer_norm(x, gamma, beta, epsilon=1e-12):
@@ -561,7 +558,7 @@ def test_layer_norm_xla_path_only_for_reduced_precision_inference_inside_the_con
         layers[policy].set_weights([gamma.astype("float32"), beta.astype("float32")])
     bf16 = layers["mixed_bfloat16"]
     expected = numpy_layer_norm(x, gamma, beta)  # Keras' LayerNorm normalises its input uncast
-    plain, fused = bf16(x), None
+    plain = bf16(x)
     with xla_layer_norm():
         fused = bf16(x)
         assert graph_uses_xla(lambda t: bf16(t, training=False), x)
@@ -588,6 +585,8 @@ def test_encoder_block_under_xla_layer_norm_matches_the_plain_block():
     expected = tf.cast(plain(x, mask), tf.float32).numpy()
     with xla_layer_norm():
         got = tf.cast(fused(x, mask), tf.float32).numpy()
-    assert graph_uses_xla(lambda t, m: block(t, padding_mask=m), x, mask) is False  # traced outside: plain
+    # traced inside the context: the block's LayerNorms are XLA functions; outside: plain
+    assert graph_def_uses_xla(fused.get_concrete_function(x, mask).graph.as_graph_def())
+    assert not graph_def_uses_xla(plain.get_concrete_function(x, mask).graph.as_graph_def())
     # the same block, the normalisations computed by XLA: equal up to bfloat16 rounding
     np.testing.assert_allclose(got, expected, rtol=2 ** -6, atol=2 ** -6)

@@ -11,6 +11,7 @@ asks whoever runs it (TF Serving, TFLite) for XLA support: exported SavedModels 
 without it.
 """
 import contextlib
+import functools
 import threading
 
 import keras
@@ -36,25 +37,20 @@ def xla_layer_norm(enabled=True):
         _STATE.enabled = before
 
 
-_COMPILED = None
-
-
+@functools.cache
 def _compiled_layer_norm():
     """The XLA-compiled normalisation (built on first use: the layer itself needs no TF import
     on other backends)."""
-    global _COMPILED
-    if _COMPILED is None:
-        import tensorflow as tf
+    import tensorflow as tf
 
-        @tf.function(jit_compile=True, reduce_retracing=True)
-        def normalise(x, gamma, beta, epsilon, dtype):
-            x32 = tf.cast(x, tf.float32)
-            mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
-            y = (x32 - mean) * tf.math.rsqrt(variance + epsilon) * tf.cast(gamma, tf.float32)
-            return tf.cast(y + tf.cast(beta, tf.float32), dtype)
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def normalise(x, gamma, beta, epsilon, dtype):
+        x32 = tf.cast(x, tf.float32)
+        mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
+        y = (x32 - mean) * tf.math.rsqrt(variance + epsilon) * tf.cast(gamma, tf.float32)
+        return tf.cast(y + tf.cast(beta, tf.float32), dtype)
 
-        _COMPILED = normalise
-    return _COMPILED
+    return normalise
 
 
 @keras.saving.register_keras_serializable(package="tfdistil")
