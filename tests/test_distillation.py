@@ -104,17 +104,19 @@ def reference_terms(
     t_logits, s_logits = t_out["logits"], s_out["logits"]
     pad = x["padding_mask"].astype(np.float64)
     sw = None if sample_weight is None else np.asarray(sample_weight, np.float64)
-    if s_logits.ndim == 2:  # one prediction per example
+    if s_logits.ndim == 2:  # one prediction per example; -100: no hard label, soft terms only
         valid = np.ones(y.shape[0])
+        labelled = valid * (y != IGNORE)
         w = valid if sw is None else valid * sw
     else:  # one per labelled, non-padding token
         valid = (y != IGNORE) * pad
+        labelled = valid
         w = valid if sw is None else valid * (sw[:, None] if sw.ndim == 1 else sw)
     count = max(valid.sum(), 1.0)
 
     hard = 0.0
     log_p = np_log_softmax(s_logits)
-    for idx in zip(*np.nonzero(valid)):
+    for idx in zip(*np.nonzero(labelled)):
         hard += w[idx] * -log_p[idx][y[idx]]
     hard /= count
 
@@ -291,6 +293,49 @@ def test_compiled_metrics_count_only_labelled_real_tokens(kind):
     assert 0 < (valid * correct).sum() < valid.sum()  # neither all right nor all wrong
     np.testing.assert_allclose(result["accuracy"], (valid * correct).sum() / valid.sum(), rtol=1e-6)
     np.testing.assert_allclose(result["weighted_accuracy"], (w * correct).sum() / w.sum(), rtol=1e-6)
+
+
+def test_unlabelled_examples_learn_from_the_teacher_only():
+    """Sequence labels of -100 (augmented text): no hard loss, every teacher term, and
+    metrics skip them; a batch of them alone moves the student only through the teacher."""
+    rng = np.random.default_rng(21)
+    keras.utils.set_random_seed(21)
+    teacher, student = task("sequence", bert(num_layers=2)), task("sequence", distilbert(num_layers=2))
+    jitter(teacher, rng)
+    jitter(student, rng)
+    x = make_inputs(rng)
+    pred = np.argmax(np.asarray(student(x)), -1)
+    # Example 0 right, 1 wrong, 2 and 3 unlabelled.
+    y = np.array([pred[0], (pred[1] + 1) % NUM_CLASSES, IGNORE, IGNORE], "int32")
+    sw = np.array([0.5, 2.0, 1.0, 1.5], "float32")
+    distiller = Distiller(teacher, student, alpha=0.4, temperature=2.0, layer_map=[0, 1],
+                          hidden_cosine_weight=0.5, attention_weight=0.3)
+    t_out = teacher.intermediate_model(True, True)(x, training=False)
+    s_out = student.intermediate_model(True, True)(x, training=False)
+    for weights in (None, sw):
+        expected = reference_terms(x, y, weights, to_numpy(t_out), to_numpy(s_out), alpha=0.4, temperature=2.0,
+                                   layer_map=[0, 1], cos_w=0.5, att_w=0.3)
+        got = distiller.compute_loss_terms(x, tf.constant(y), None if weights is None else tf.constant(weights),
+                                           t_out, s_out)
+        for name, value in expected.items():
+            np.testing.assert_allclose(float(got[name]), value, rtol=2e-5, atol=1e-6, err_msg=name)
+    # The hard loss is the two labelled examples' CE over the whole batch of four.
+    log_p = np_log_softmax(np.asarray(s_out["logits"], np.float64))
+    np.testing.assert_allclose(float(got["hard_loss"]),
+                               -(0.5 * log_p[0, y[0]] + 2.0 * log_p[1, y[1]]) / BATCH, rtol=2e-5)
+
+    distiller.compile("sgd", metrics=["accuracy"])
+    result = distiller.evaluate(x, y, batch_size=BATCH, verbose=0, return_dict=True)
+    assert result["accuracy"] == pytest.approx(0.5)  # 1 right of the 2 labelled
+
+    # All unlabelled, alpha 1 (hard labels only): nothing to learn; alpha 0.5: the soft loss moves it.
+    for alpha, moves in ((1.0, False), (0.5, True)):
+        before = [w.copy() for w in student.get_weights()]
+        d = Distiller(teacher, student, alpha=alpha)
+        d.compile(keras.optimizers.SGD(0.5))
+        d.fit(x, np.full(BATCH, IGNORE, "int32"), batch_size=BATCH, epochs=1, verbose=0)
+        change = max(float(np.abs(a - b).max()) for a, b in zip(before, student.get_weights()))
+        assert (change > 1e-4) == moves, (alpha, change)
 
 
 # ----- 2. the teacher stays frozen ------------------------------------------------------------

@@ -33,6 +33,9 @@ class Distiller(keras.Model):
     Works per example (sequence classification, logits (batch, classes)) and per
     position (token classification and masked LM, logits (batch, seq, classes); labels
     equal to -100 and padding are ignored). `sample_weight` multiplies every term.
+    An example (sequence classification) labelled -100 has no hard label: it learns from
+    the teacher's terms alone and metrics skip it — how augmented text is distilled
+    (`tfdistil.data.augment`).
 
     Args:
         teacher: a tfdistil task model (TextClassifier, TokenClassifier, MaskedLM). Frozen.
@@ -176,25 +179,28 @@ class Distiller(keras.Model):
         return ops.reshape(sw, (-1,))
 
     def _masks(self, x, y, sample_weight):
-        """(weights, count_mask, denominator, token_mask for hidden/attention terms)."""
+        """(weights, hard-label weights, denominator, padding mask, token denominator)."""
         padding_mask = ops.cast(x["padding_mask"], "float32")
         if self.per_position:
             mask = losses.label_mask(y, padding_mask)
+            labelled = mask
         else:
             mask = ops.ones((ops.shape(y)[0],), "float32")
+            # An example labelled -100 (augmented text) learns from the teacher alone.
+            labelled = losses.label_mask(ops.reshape(y, (-1,)))
         weights = mask
         if sample_weight is not None:
             weights = weights * self._sample_weight(sample_weight, y)
         denominator = losses.global_count(ops.sum(mask))
         token_denominator = losses.global_count(ops.sum(padding_mask))
-        return weights, denominator, padding_mask, token_denominator
+        return weights, weights * labelled, denominator, padding_mask, token_denominator
 
     def compute_loss_terms(self, x, y, sample_weight, teacher_out, student_out):
         """All loss terms (unweighted) and the weighted total, as a dict of scalars."""
-        weights, denominator, padding_mask, token_denominator = self._masks(x, y, sample_weight)
+        weights, hard_weights, denominator, padding_mask, token_denominator = self._masks(x, y, sample_weight)
         s_logits, t_logits = student_out["logits"], teacher_out["logits"]
         terms = {
-            "hard_loss": losses.hard_loss(y, s_logits, weights, denominator),
+            "hard_loss": losses.hard_loss(y, s_logits, hard_weights, denominator),
             "soft_loss": losses.soft_loss(t_logits, s_logits, self.temperature, weights, denominator),
         }
         total = self.alpha * terms["hard_loss"] + (1.0 - self.alpha) * terms["soft_loss"]
@@ -242,17 +248,19 @@ class Distiller(keras.Model):
         scale = float(losses.num_replicas())
         for name, tracker in self.trackers.items():
             tracker.update_state(terms[name] * scale)
-        if self.per_position:
-            valid = losses.label_mask(y, x["padding_mask"])
-            weights = valid
-            if sample_weight is not None:
-                weights = valid * self._sample_weight(sample_weight, y)
-            y = ops.where(valid > 0, y, ops.zeros_like(y))
-            sample_weight = weights
-            # Keras gives compiled `metrics` (unlike `weighted_metrics`) no sample weight;
-            # a Keras mask on the predictions is how they too skip padding and -100 labels.
-            student_logits = tf.identity(student_logits)
-            set_keras_mask(student_logits, valid > 0)
+        # Metrics skip -100 labels (and padding): unlabelled examples and positions.
+        if not self.per_position:
+            y = ops.reshape(y, (-1,))
+        valid = losses.label_mask(y, x["padding_mask"] if self.per_position else None)
+        weights = valid
+        if sample_weight is not None:
+            weights = valid * self._sample_weight(sample_weight, y)
+        y = ops.where(valid > 0, y, ops.zeros_like(y))
+        sample_weight = weights
+        # Keras gives compiled `metrics` (unlike `weighted_metrics`) no sample weight;
+        # a Keras mask on the predictions is how they too skip them.
+        student_logits = tf.identity(student_logits)
+        set_keras_mask(student_logits, valid > 0)
         super().compute_metrics(x, y, student_logits, sample_weight)
         logs = {m.name: m.result() for m in self.metrics}
         if _multi_worker(self.distribute_strategy):
