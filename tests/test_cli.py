@@ -206,6 +206,41 @@ def test_distill_without_the_hard_label_baseline(runs):
         assert all(0 < r["train_time_s"] < report["wall_time_s"] + 600 for r in rows[1:])
 
 
+def test_distill_on_augmented_text(runs):
+    """--augment-copies 3: the distilled student also trains on perturbed copies of the 60
+    training sentences, which the hard-label student never sees: its hard-label student is
+    the fixture's, weight for weight; its distilled student is not."""
+    run = runs["runs_dir"] / "augmented"
+    code, out, err = run_cli(["distill", "--config", str(runs["root"] / "distill.json"), "--teacher",
+                              str(runs["teacher"]), "--train", str(runs["files"]["train"]), "--dev",
+                              str(runs["files"]["dev"]), "--student-layers", "1", "--alpha", "0.25",
+                              "--runs-dir", str(runs["runs_dir"]), "--name", "augmented", "--precision", "float32",
+                              "--augment-copies", "3"])
+    assert code == 0, err
+    report = read_json(run / "report.json")
+    # 3 copies of 60 sentences, less the duplicates (short sentences, n-grams of one word).
+    assert 100 < report["augmented_examples"] <= 180
+    assert f"60 sentences + {report['augmented_examples']} augmented copies" in out
+    assert read_json(run / "config.json")["augment_copies"] == 3
+    assert read_json(runs["student"] / "report.json")["augmented_examples"] == 0
+
+    def weights(folder, name):
+        return [np.asarray(w) for w in keras.models.load_model(folder / "models" / f"{name}.keras").weights]
+
+    for a, b in zip(weights(run, "student_hard_labels"), weights(runs["student"], "student_hard_labels")):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    differences = [np.abs(a - b).max() for a, b in zip(weights(run, "student_distilled"),
+                                                      weights(runs["student"], "student_distilled"))]
+    assert max(differences) > 1e-3
+
+
+def test_augmentation_is_refused_for_ner(runs):
+    code, out, err = run_cli(["distill", "--task", "ner", "--teacher", str(runs["teacher"]), "--train",
+                              str(runs["files"]["train"]), "--dev", str(runs["files"]["dev"]),
+                              "--augment-copies", "2"])
+    assert code == 2 and "--augment-copies do not apply to --task ner" in err
+
+
 # ----- evaluate -------------------------------------------------------------------------
 
 

@@ -36,6 +36,8 @@ FLAG_HELP = {
     "hidden_cosine_weight": "weight of DistilBERT's hidden-state cosine loss",
     "hard_labels_baseline": "also train the same student on hard labels alone, for comparison; "
     "--no-hard-labels-baseline trains the distilled student only (about half the time)",
+    "augment_copies": "also distil on N perturbed copies of each training sentence (words masked or swapped, "
+    "n-grams kept; Tang et al. 2019) that only the teacher labels; 0: off",
     "patience": "early-stopping patience in epochs (best weights restored)",
     "verbose": "Keras fit verbosity (0 silent, 1 progress bar, 2 one line per epoch)",
 }
@@ -346,9 +348,9 @@ def _ner_only(values, given):
     """True for --task ner, after refusing the classification-only column options."""
     if values.get("task") != "ner":
         return False
-    wrong = [f"--{k.replace('_', '-')}" for k in COLUMN_ARGS if k in given]
+    wrong = [f"--{k.replace('_', '-')}" for k in COLUMN_ARGS + ("augment_copies",) if k in given]
     if wrong:
-        raise UsageError(f"{', '.join(wrong)} do not apply to --task ner (CoNLL files: use --tag-column)")
+        raise UsageError(f"{', '.join(wrong)} do not apply to --task ner (CoNLL files: use --tag-column; augmentation: classification only)")
     return True
 
 

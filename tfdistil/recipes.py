@@ -11,6 +11,7 @@ import keras
 
 from tfdistil import evaluation, report as reporting
 from tfdistil.data import load_sentiment_dataset, make_classification_dataset, train_and_dev_datasets
+from tfdistil.data.augment import with_augmented
 from tfdistil.distillation import Distiller, init_student_from_teacher
 from tfdistil.models import BertBackbone, DistilBertBackbone, TextClassifier
 from tfdistil.text import WordPieceTokenizer, learn_vocabulary, save_vocabulary
@@ -40,6 +41,7 @@ class DefaultRunConfig:
     temperature: float = 2.0
     hidden_cosine_weight: float = 1.0
     hard_labels_baseline: bool = True
+    augment_copies: int = 0
     patience: int = 5
     verbose: int = 2
 
@@ -145,11 +147,31 @@ def _distill_default(config, run_dir, policy, reason, start):
     return distil_students(
         teacher, student_layers, train_ds, dev_ds, dev.label_names, len(dev), steps_per_epoch, histories,
         config, run_dir, policy, reason, start, sequence_length=config.sequence_length, epoch_variable=epoch,
+        distill_train=augmented_training(train, tokenizer, config, train_ds, steps_per_epoch, epoch),
     )
 
 
+def augmented_training(train, tokenizer, config, train_ds, steps_per_epoch, epoch_variable=None):
+    """The distilled student's training data, (dataset, steps per epoch, augmented examples):
+    `train_ds` itself, or with `config.augment_copies` > 0, `train` followed by that many
+    perturbed copies of each sentence that only the teacher labels (`tfdistil.data.augment`;
+    the hard-label student cannot use them and keeps `train_ds`)."""
+    copies = getattr(config, "augment_copies", 0)
+    if copies < 0:
+        raise ValueError(f"augment_copies must be >= 0, got {copies}.")
+    if not copies:
+        return train_ds, steps_per_epoch, 0
+    data = with_augmented(train, copies, mask_token=tokenizer.mask_token, seed=config.seed)
+    added = len(data) - len(train)
+    print(f"[tfdistil] distillation data: {len(train)} sentences + {added} augmented copies (teacher-labelled)")
+    ds = make_classification_dataset(data, tokenizer, config.batch_size, shuffle=True, seed=config.seed,
+                                     epoch=epoch_variable)
+    return ds, count_batches(ds), added
+
+
 def distil_students(teacher, student_layers, train_ds, dev_ds, label_names, dev_examples, steps_per_epoch,
-                    histories, config, run_dir, policy, reason, start, sequence_length, epoch_variable=None):
+                    histories, config, run_dir, policy, reason, start, sequence_length, epoch_variable=None,
+                    distill_train=None):
     """A DistilBERT student of `student_layers` layers initialised from `teacher` (default
     layer map), distilled from it, the same student trained on hard labels alone (unless
     `config.hard_labels_baseline` is false), and the report comparing them (report.json/md, plots,
@@ -157,7 +179,9 @@ def distil_students(teacher, student_layers, train_ds, dev_ds, label_names, dev_
 
     `config` gives the student settings (`student_epochs`, `student_learning_rate`, `alpha`,
     `temperature`, `hidden_cosine_weight`, `patience`, `verbose`, `name`); `histories` holds the
-    teacher's training history when it is known; the teacher is not saved here."""
+    teacher's training history when it is known; the teacher is not saved here. `distill_train`,
+    from `augmented_training`, is the distilled student's own training data when it differs."""
+    distill_ds, distill_steps, augmented = distill_train or (train_ds, steps_per_epoch, 0)
     models_dir = os.path.join(run_dir, "models")
     os.makedirs(models_dir, exist_ok=True)
     teacher_bb = teacher.backbone
@@ -182,12 +206,12 @@ def distil_students(teacher, student_layers, train_ds, dev_ds, label_names, dev_
         hidden_cosine_weight=config.hidden_cosine_weight, layer_map=layer_map,
     )
     distiller.compile(
-        optimizer=make_optimizer(config.student_learning_rate, config.student_epochs * steps_per_epoch),
+        optimizer=make_optimizer(config.student_learning_rate, config.student_epochs * distill_steps),
         metrics=["accuracy"],
     )
     train_times = {}
     began = time.time()
-    h = fit_run(distiller, train_ds, dev_ds, epochs=config.student_epochs, run_dir=run_dir, name="student_distilled",
+    h = fit_run(distiller, distill_ds, dev_ds, epochs=config.student_epochs, run_dir=run_dir, name="student_distilled",
                 patience=config.patience, epoch_variable=epoch_variable, verbose=config.verbose)
     train_times["student (distilled)"] = time.time() - began
     histories["student (distilled)"] = h.history
@@ -237,6 +261,7 @@ def distil_students(teacher, student_layers, train_ds, dev_ds, label_names, dev_
             "num_layers": int(teacher.backbone.num_layers),
         },
         "layer_map": layer_map,
+        "augmented_examples": augmented,
         "models": rows,
         "histories": {name: history_lists(hist) for name, hist in histories.items()},
         "plots": ["training_curves.png", "accuracy_vs_latency.png", "confusion_matrix.png"],

@@ -22,7 +22,7 @@ from tfdistil.jobs.runs import (
     write_json,
 )
 from tfdistil.jobs.teacher import build_teacher, check_teacher_source
-from tfdistil.recipes import _fit_plain, count_batches, distil_students, history_lists
+from tfdistil.recipes import _fit_plain, augmented_training, count_batches, distil_students, history_lists
 from tfdistil.training import precision_scope
 
 FINETUNE_MODEL = "model"
@@ -78,6 +78,7 @@ class DistillConfig:
     temperature: float = 2.0
     hidden_cosine_weight: float = 1.0
     hard_labels_baseline: bool = True
+    augment_copies: int = 0
     precision: str = "auto"
     patience: int = 5
     seed: int = 0
@@ -192,9 +193,11 @@ def distill_from_run(config):
                 histories["teacher"] = previous["history"]
         train_ds, dev_ds, epoch = train_and_dev_datasets(make_classification_dataset, train, dev, tokenizer,
                                                          config.batch_size, config.seed)
+        steps = count_batches(train_ds)
         return distil_students(
-            teacher, student_layers, train_ds, dev_ds, label_names, len(dev), count_batches(train_ds), histories,
+            teacher, student_layers, train_ds, dev_ds, label_names, len(dev), steps, histories,
             config, run_dir, policy, reason, start, sequence_length=tokenizer.sequence_length, epoch_variable=epoch,
+            distill_train=augmented_training(train, tokenizer, config, train_ds, steps, epoch),
         )
 
 
