@@ -18,6 +18,10 @@ hard-label runs with the same settings are the `sst2_student_seed*` runs of benc
   b2_distilled    student B2: 2 layers x 384 initialised from teacher layers [0, 3] (the other
                   shape the issue allows), soft targets + hidden-state MSE + attention KL
   b2_hard         the same student on hard labels only
+  b2_augmented    student B2 distilled as b2_distilled on SST-2 train plus 4 perturbed copies of
+                  each sentence (tfdistil.data.augment: mask / word-swap / n-gram, Tang et al. 2019)
+                  that only the teacher labels: text that hard-label training cannot use
+  b_augmented     student B distilled the same way
   a_pretrained    student A initialised from the pretrained (not fine-tuned) MiniLM layers, distilled
   a_random        student A's shape at random init, distilled
   a_random_hard   student A's shape at random init, hard labels
@@ -46,6 +50,7 @@ from tfdistil import evaluation  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_real_data import scored  # noqa: E402
 from tfdistil.data import make_classification_dataset, read_glue_tsv  # noqa: E402
+from tfdistil.data.augment import with_augmented  # noqa: E402
 from tfdistil.distillation import Distiller, init_student_from_teacher  # noqa: E402
 from tfdistil.jobs.runs import load_run_label_names, load_run_model, load_run_tokenizer  # noqa: E402
 from tfdistil.models import DistilBertBackbone, TextClassifier  # noqa: E402
@@ -60,11 +65,15 @@ B2 = {"num_layers": 2, "init": "teacher"}
 INTERMEDIATE = {"alpha": 0.5, "temperature": 2.0, "hidden_mse_weight": 1.0, "attention_weight": 1.0}
 SOFT = {"alpha": 0.5, "temperature": 2.0, "hidden_cosine_weight": 1.0}
 HARD = {"alpha": 1.0, "temperature": 1.0}
+# Rows trained on augmented text too: perturbed copies per sentence (see tfdistil.data.augment).
+AUGMENT_COPIES = {"b2_augmented": 4, "b_augmented": 4}
 ROWS = {
     "b_distilled": (B, INTERMEDIATE),
     "b_hard": (B, HARD),
     "b2_distilled": (B2, INTERMEDIATE),
     "b2_hard": (B2, HARD),
+    "b2_augmented": (B2, INTERMEDIATE),
+    "b_augmented": (B, INTERMEDIATE),
     "a_pretrained": (dict(A, init="pretrained"), SOFT),
     "a_random": (dict(A, init="random"), SOFT),
     "a_random_hard": (dict(A, init="random"), HARD),
@@ -103,6 +112,10 @@ def train_row(name, seed, teacher, train, dev, tokenizer, *, epochs, runs_dir, l
     keras.utils.set_random_seed(seed)
     start = time.time()
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    examples = len(train)
+    if name in AUGMENT_COPIES:
+        train = with_augmented(train, AUGMENT_COPIES[name], mask_token=tokenizer.mask_token, seed=seed)
+        print(f"[bench_quality] {name}: {examples} sentences + {len(train) - examples} augmented copies")
     train_ds = make_classification_dataset(train, tokenizer, batch_size, shuffle=True, seed=seed, epoch=epoch)
     dev_ds = make_classification_dataset(dev, tokenizer, batch_size)
     steps = count_batches(train_ds)
@@ -121,7 +134,8 @@ def train_row(name, seed, teacher, train, dev, tokenizer, *, epochs, runs_dir, l
         "row": name, "seed": seed, "student": spec, "loss": loss, "epochs": epochs, "learning_rate": learning_rate,
         "accuracy": evaluation.accuracy(student, dev_ds), "parameters": int(student.count_params()),
         "examples_per_s_batch32": 32000.0 / evaluation.latency_ms(student, 32, 64),
-        "wall_time_s": time.time() - start, "train_examples": len(train),
+        "wall_time_s": time.time() - start, "train_examples": examples,
+        "augmented_examples": len(train) - examples,
     }
 
 
@@ -159,8 +173,10 @@ ROW_TITLES = {
     "a_t4": "A at temperature 4",
     "b_distilled": "student B (4 x 256, random init): soft + hidden MSE + attention KL",
     "b_hard": "student B, hard labels only",
+    "b_augmented": "student B distilled as above, on train + 4 teacher-labelled perturbed copies a sentence",
     "b2_distilled": "student B2 (2 x 384 from teacher layers [0, 3]): soft + hidden MSE + attention KL",
     "b2_hard": "student B2, hard labels only",
+    "b2_augmented": "student B2 distilled as above, on train + 4 teacher-labelled perturbed copies a sentence",
 }
 
 

@@ -53,3 +53,11 @@ def test_rows_trained_longer_are_rows_of_their_own(bench):
     # study order: B distilled before B hard, one epoch before three
     assert [line.split("|")[1].strip() for line in table[2:]] == ["`b_distilled_3ep`", "`b_hard`", "`b_hard_3ep`"]
     assert table[4].split("|")[2].strip() == "student B, hard labels only, 3 epochs"
+
+
+def test_every_row_has_a_title_and_augmented_rows_are_distilled(bench):
+    # markdown() looks every row up in ROW_TITLES: a row without one would fail after training.
+    assert set(bench.ROWS) <= set(bench.ROW_TITLES)
+    assert set(bench.AUGMENT_COPIES) <= set(bench.ROWS)
+    # Augmented text has no labels: a row trained on hard labels alone could not use it.
+    assert all(bench.ROWS[row][1]["alpha"] < 1.0 for row in bench.AUGMENT_COPIES)
