@@ -239,6 +239,8 @@ def test_augmentation_is_refused_for_ner(runs):
                               str(runs["files"]["train"]), "--dev", str(runs["files"]["dev"]),
                               "--augment-copies", "2"])
     assert code == 2 and "--augment-copies do not apply to --task ner" in err
+    code, out, err = run_cli(["distill", "--augment-copies", "-1", "--runs-dir", str(runs["runs_dir"])])
+    assert code == 2 and "--augment-copies must be >= 0, got -1" in err
 
 
 # ----- evaluate -------------------------------------------------------------------------

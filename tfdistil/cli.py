@@ -375,6 +375,8 @@ def _finetune(values, given):
 
 
 def _distill(values, given):
+    if values.get("augment_copies", 0) < 0:
+        raise UsageError(f"--augment-copies must be >= 0, got {values['augment_copies']}")
     if not any(values.get(k) is not None for k in DISTILL_DATA_ARGS):
         from tfdistil.recipes import DefaultRunConfig, distill_default
 
