@@ -798,12 +798,14 @@ def run_peers(options, log=_log):
     start_load = os.getloadavg()
     started = time.perf_counter()
     machine, versions = machine_info()
+    # First, while this process holds no model: the child process then has the machine's
+    # memory and caches to itself, as a user's training run would.
+    bucketing = run_bucketing(options.bucketing_limit, options.bucketing_data_dir, log)
     log(f"matmul peak (sizes {options.peak_sizes})")
     peak_start = matmul_peak(options.peak_sizes, options.peak_repeats)
     peaks = peak_callables(peak_start)
     inference, parameters = run_inference(options, peaks, log)
     training = run_training(options, peaks, log) if options.train_models and options.train_libraries else []
-    bucketing = run_bucketing(options.bucketing_limit, options.bucketing_data_dir, log)
     log("matmul peak again")
     peak_end = matmul_peak(options.peak_sizes, options.peak_repeats)
     # The higher of the two measurements: the conservative denominator for MFU.
