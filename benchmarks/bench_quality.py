@@ -29,7 +29,7 @@ hard-label runs with the same settings are the `sst2_student_seed*` runs of benc
   a_t1, a_t4      student A distilled at temperature 1 and 4 (student A itself uses 2)
 
 Usage: python benchmarks/bench_quality.py --rows b_distilled,b_hard --seeds 0,1,2
-       [--runs-dir runs/real] [--data-dir ../shared/data] [--epochs 1] [--limit N]
+       [--runs-dir runs/real] [--data-dir ../shared/data] [--epochs 1] [--limit N] [--export]
 """
 import argparse
 import json
@@ -52,6 +52,7 @@ from bench_real_data import scored  # noqa: E402
 from tfdistil.data import make_classification_dataset, read_glue_tsv  # noqa: E402
 from tfdistil.data.augment import with_augmented  # noqa: E402
 from tfdistil.distillation import Distiller, init_student_from_teacher  # noqa: E402
+from tfdistil.export import export_saved_model  # noqa: E402
 from tfdistil.jobs.runs import load_run_label_names, load_run_model, load_run_tokenizer  # noqa: E402
 from tfdistil.models import DistilBertBackbone, TextClassifier  # noqa: E402
 from tfdistil.recipes import count_batches  # noqa: E402
@@ -106,8 +107,9 @@ def make_student(spec, teacher, num_classes, pretrained=None):
 
 
 def train_row(name, seed, teacher, train, dev, tokenizer, *, epochs, runs_dir, learning_rate=1e-4, batch_size=32,
-              pretrained=None, verbose=2):
-    """Train and score one row; returns its result dict."""
+              pretrained=None, verbose=2, export_to=None):
+    """Train and score one row; returns its result dict. `export_to`: also export the student
+    there as a TF Serving SavedModel (raw text in)."""
     spec, loss = ROWS[name]
     keras.utils.set_random_seed(seed)
     start = time.time()
@@ -130,9 +132,15 @@ def train_row(name, seed, teacher, train, dev, tokenizer, *, epochs, runs_dir, l
     backup = Path(runs_dir) / "quality_backup" / f"{row_key(name, epochs)}_{seed}"
     fit_resumable(model, train_ds, epochs=epochs, backup_dir=str(backup),
                   validation_data=dev_ds, epoch_variable=epoch, verbose=verbose)
+    accuracy = evaluation.accuracy(student, dev_ds)
+    if export_to is not None:
+        export_saved_model(student, tokenizer, export_to, label_names=train.label_names,
+                           model_card={"metrics": {"accuracy": accuracy}, "dataset": "sst2",
+                                       "study_row": row_key(name, epochs), "seed": seed})
+        print(f"[bench_quality] exported to {export_to}")
     return {
         "row": name, "seed": seed, "student": spec, "loss": loss, "epochs": epochs, "learning_rate": learning_rate,
-        "accuracy": evaluation.accuracy(student, dev_ds), "parameters": int(student.count_params()),
+        "accuracy": accuracy, "parameters": int(student.count_params()),
         "examples_per_s_batch32": 32000.0 / evaluation.latency_ms(student, 32, 64),
         "wall_time_s": time.time() - start, "train_examples": examples,
         "augmented_examples": len(train) - examples,
@@ -216,6 +224,8 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=None, help="first N training sentences (smoke runs)")
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--teacher", default=None, help="teacher run folder (default: RUNS_DIR/sst2_teacher)")
+    parser.add_argument("--export", action="store_true",
+                        help="export each student trained now to saved_models/sst2_<row>_seed<N> (TF Serving)")
     args = parser.parse_args(argv)
     rows = args.rows.split(",")
     unknown = [r for r in rows if r not in ROWS]
@@ -247,8 +257,10 @@ def main(argv=None):
                 if (row, seed, args.epochs, len(train)) in done:
                     print(f"[bench_quality] {row} seed {seed}: done, kept")
                     continue
+                export_to = (REPO_ROOT / "saved_models" / f"sst2_{row_key(row, args.epochs)}_seed{seed}"
+                             if args.export else None)
                 result = train_row(row, seed, teacher, train, dev, tokenizer, epochs=args.epochs,
-                                   runs_dir=args.runs_dir, pretrained=pretrained)
+                                   runs_dir=args.runs_dir, pretrained=pretrained, export_to=export_to)
                 print(f"[bench_quality] {row} seed {seed}: dev accuracy {result['accuracy']:.4f} "
                       f"({result['wall_time_s'] / 60:.1f} min)")
                 results.append(result)
