@@ -67,8 +67,10 @@ def augment_texts(
     split = [t.split() for t in texts]
     counts = Counter(w for words in split for w in words)
     vocab = np.array(list(counts), dtype=object)
-    freq = np.array([counts[w] for w in vocab], dtype=np.float64)
-    freq /= max(freq.sum(), 1.0)
+    # One cumulative distribution for the whole corpus (what Generator.choice(p=...) would
+    # rebuild for every sentence): a uniform draw's position in it is a word drawn by count.
+    cdf = np.cumsum([counts[w] for w in vocab], dtype=np.float64)
+    cdf /= max(cdf[-1], 1.0) if len(cdf) else 1.0
     augmented, source = [], []
     for index, words in enumerate(split):
         if not words:
@@ -78,7 +80,7 @@ def augment_texts(
         seen = {original}
         # One draw per copy and word decides mask / replace / keep.
         u = rng.random((copies, n))
-        replacements = rng.choice(vocab, size=(copies, n), p=freq) if p_replace > 0 else None
+        replacements = vocab[cdf.searchsorted(rng.random((copies, n)), side="right")] if p_replace > 0 else None
         take_ngram = rng.random(copies) < p_ngram
         lengths = rng.integers(1, max_ngram + 1, size=copies)
         starts = rng.random(copies)
