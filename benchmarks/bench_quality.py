@@ -50,12 +50,11 @@ from tfdistil import evaluation  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_real_data import scored  # noqa: E402
 from tfdistil.data import make_classification_dataset, read_glue_tsv  # noqa: E402
-from tfdistil.data.augment import with_augmented  # noqa: E402
 from tfdistil.distillation import Distiller, init_student_from_teacher  # noqa: E402
 from tfdistil.export import export_saved_model  # noqa: E402
 from tfdistil.jobs.runs import load_run_label_names, load_run_model, load_run_tokenizer  # noqa: E402
 from tfdistil.models import DistilBertBackbone, TextClassifier  # noqa: E402
-from tfdistil.recipes import count_batches  # noqa: E402
+from tfdistil.recipes import augmented_training, count_batches  # noqa: E402
 from tfdistil.training import fit_resumable, make_optimizer, precision_scope  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -114,13 +113,13 @@ def train_row(name, seed, teacher, train, dev, tokenizer, *, epochs, runs_dir, l
     keras.utils.set_random_seed(seed)
     start = time.time()
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-    examples = len(train)
-    if name in AUGMENT_COPIES:
-        train = with_augmented(train, AUGMENT_COPIES[name], mask_token=tokenizer.mask_token, seed=seed)
-        print(f"[bench_quality] {name}: {examples} sentences + {len(train) - examples} augmented copies")
-    train_ds = make_classification_dataset(train, tokenizer, batch_size, shuffle=True, seed=seed, epoch=epoch)
+    augmented = augmented_training(train, tokenizer, AUGMENT_COPIES.get(name, 0), batch_size=batch_size, seed=seed,
+                                   epoch_variable=epoch)
+    if augmented is None:
+        train_ds = make_classification_dataset(train, tokenizer, batch_size, shuffle=True, seed=seed, epoch=epoch)
+        augmented = (train_ds, count_batches(train_ds), 0)
+    train_ds, steps, added = augmented
     dev_ds = make_classification_dataset(dev, tokenizer, batch_size)
-    steps = count_batches(train_ds)
     student, layer_map = make_student(spec, teacher, len(train.label_names), pretrained)
     if loss["alpha"] == 1.0 and not any(k.endswith("weight") for k in loss):
         model = student
@@ -142,8 +141,8 @@ def train_row(name, seed, teacher, train, dev, tokenizer, *, epochs, runs_dir, l
         "row": name, "seed": seed, "student": spec, "loss": loss, "epochs": epochs, "learning_rate": learning_rate,
         "accuracy": accuracy, "parameters": int(student.count_params()),
         "examples_per_s_batch32": 32000.0 / evaluation.latency_ms(student, 32, 64),
-        "wall_time_s": time.time() - start, "train_examples": examples,
-        "augmented_examples": len(train) - examples,
+        "wall_time_s": time.time() - start, "train_examples": len(train),
+        "augmented_examples": added,
     }
 
 

@@ -147,25 +147,22 @@ def _distill_default(config, run_dir, policy, reason, start):
     return distil_students(
         teacher, student_layers, train_ds, dev_ds, dev.label_names, len(dev), steps_per_epoch, histories,
         config, run_dir, policy, reason, start, sequence_length=config.sequence_length, epoch_variable=epoch,
-        distill_train=augmented_training(train, tokenizer, config, train_ds, steps_per_epoch, epoch),
+        distill_train=augmented_training(train, tokenizer, config.augment_copies, batch_size=config.batch_size,
+                                         seed=config.seed, epoch_variable=epoch),
     )
 
 
-def augmented_training(train, tokenizer, config, train_ds, steps_per_epoch, epoch_variable=None):
-    """The distilled student's training data, (dataset, steps per epoch, augmented examples):
-    `train_ds` itself, or with `config.augment_copies` > 0, `train` followed by that many
-    perturbed copies of each sentence that only the teacher labels (`tfdistil.data.augment`;
-    the hard-label student cannot use them and keeps `train_ds`)."""
-    copies = getattr(config, "augment_copies", 0)
-    if copies < 0:
-        raise ValueError(f"augment_copies must be >= 0, got {copies}.")
+def augmented_training(train, tokenizer, copies, *, batch_size, seed, epoch_variable=None):
+    """The distilled student's own training data when `copies` > 0: `train` followed by that
+    many perturbed copies of each sentence that only the teacher labels (`tfdistil.data.augment`;
+    the hard-label student cannot use them). Returns (dataset, steps per epoch, augmented
+    examples), or None for `copies` 0."""
     if not copies:
-        return train_ds, steps_per_epoch, 0
-    data = with_augmented(train, copies, mask_token=tokenizer.mask_token, seed=config.seed)
+        return None
+    data = with_augmented(train, copies, mask_token=tokenizer.mask_token, seed=seed)
     added = len(data) - len(train)
     print(f"[tfdistil] distillation data: {len(train)} sentences + {added} augmented copies (teacher-labelled)")
-    ds = make_classification_dataset(data, tokenizer, config.batch_size, shuffle=True, seed=config.seed,
-                                     epoch=epoch_variable)
+    ds = make_classification_dataset(data, tokenizer, batch_size, shuffle=True, seed=seed, epoch=epoch_variable)
     return ds, count_batches(ds), added
 
 

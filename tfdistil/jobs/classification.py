@@ -197,7 +197,8 @@ def distill_from_run(config):
         return distil_students(
             teacher, student_layers, train_ds, dev_ds, label_names, len(dev), steps, histories,
             config, run_dir, policy, reason, start, sequence_length=tokenizer.sequence_length, epoch_variable=epoch,
-            distill_train=augmented_training(train, tokenizer, config, train_ds, steps, epoch),
+            distill_train=augmented_training(train, tokenizer, config.augment_copies, batch_size=config.batch_size,
+                                             seed=config.seed, epoch_variable=epoch),
         )
 
 
