@@ -108,6 +108,13 @@ def graph_def_uses_xla(graph_def):
     return any(n.attr["_XlaMustCompile"].b for n in nodes) or any(f.attr["_XlaMustCompile"].b for f in functions)
 
 
+def np_cosine(a, b, pad):
+    """cos(a, b) over the last axis at real tokens (`pad` > 0), 1 at padding: blocks that skip
+    padding output zero vectors there, whose cosine is undefined (and masked out anyway)."""
+    norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    return np.divide((a * b).sum(-1), norms, out=np.ones_like(norms), where=pad > 0)
+
+
 def relative_error(actual, reference):
     """max |actual - reference| / max |reference| (float64)."""
     a = np.asarray(actual, dtype="float64")

@@ -120,10 +120,17 @@ def our_outputs(model, batch):
     return {key: np.asarray(value) for key, value in out.items()}
 
 
-def assert_outputs_close(ours, theirs, atol=1e-5):
+def assert_outputs_close(ours, theirs, atol=1e-5, padding_mask=None):
+    """Equal outputs; per-token outputs (batch, seq, ...) only at real tokens when a
+    `padding_mask` is given: tfdistil's blocks skip padding, so what comes out at padding
+    positions is not the padded computation's (see test_padded_path_matches_at_every_position)."""
     for key, expected in theirs.items():
         assert key in ours, f"{key} missing from our outputs {sorted(ours)}"
-        np.testing.assert_allclose(ours[key], expected, atol=atol, rtol=0, err_msg=key)
+        got = ours[key]
+        if padding_mask is not None and got.shape[:2] == padding_mask.shape:
+            real = padding_mask.astype(bool)
+            got, expected = got[real], expected[real]
+        np.testing.assert_allclose(got, expected, atol=atol, rtol=0, err_msg=key)
 
 
 def tiny_backbone(architecture):
@@ -215,7 +222,27 @@ def test_load_transformers_checkpoint(hf_class, tmp_path):
     if hasattr(model, "num_classes"):
         assert model.num_classes == NUM_LABELS
     batch = random_batch()
-    assert_outputs_close(our_outputs(model, batch), hf_outputs(hf_model, batch))
+    assert_outputs_close(our_outputs(model, batch), hf_outputs(hf_model, batch), padding_mask=batch["padding_mask"])
+
+
+@pytest.mark.parametrize("hf_class", ["BertModel", "DistilBertForTokenClassification"])
+def test_padded_path_matches_at_every_position(hf_class, tmp_path):
+    """The default (padding skipped) equals transformers on real tokens, the padded computation
+    (`skip_padding(False)`) everywhere, padding positions included; the batch has 75% real
+    tokens, so the default really skips them."""
+    hf_model = hf_tiny(hf_class)
+    hf_model.save_pretrained(tmp_path)
+    model, _ = load_hf(tmp_path)
+    batch = random_batch()
+    assert batch["padding_mask"].mean() == 0.75
+    theirs = hf_outputs(hf_model, batch)
+    with tfdistil.layers.skip_padding(False):
+        padded = our_outputs(model, batch)
+    assert_outputs_close(padded, theirs)
+    skipped = our_outputs(model, batch)
+    assert_outputs_close(skipped, theirs, padding_mask=batch["padding_mask"])
+    key = next(iter(theirs))
+    assert np.abs(skipped[key] - padded[key]).max() > 1e-3  # padding positions differ: the path was taken
 
 
 # --------------------------------------------------------------------------- 3. round trips
@@ -241,7 +268,7 @@ def test_save_hf_loads_in_transformers(architecture, task, tmp_path):
         assert not info.get(key), (key, info[key])
     batch = random_batch(seed=1)
     ours = our_outputs(model, batch)
-    assert_outputs_close(ours, hf_outputs(hf_model.eval(), batch))
+    assert_outputs_close(ours, hf_outputs(hf_model.eval(), batch), padding_mask=batch["padding_mask"])
 
     # ... and back: the same model again.
     reloaded, _ = load_hf(tmp_path)
@@ -297,7 +324,7 @@ def test_pytorch_bin_with_legacy_names_and_tied_copies(tmp_path):
 
     model, _ = load_hf(tmp_path)
     batch = random_batch()
-    assert_outputs_close(our_outputs(model, batch), hf_outputs(hf_model, batch))
+    assert_outputs_close(our_outputs(model, batch), hf_outputs(hf_model, batch), padding_mask=batch["padding_mask"])
 
 
 def test_pytorch_bin_distilbert_classifier(tmp_path):
@@ -306,7 +333,7 @@ def test_pytorch_bin_distilbert_classifier(tmp_path):
     save_config(hf_model, tmp_path)
     model, _ = load_hf(tmp_path)
     batch = random_batch()
-    assert_outputs_close(our_outputs(model, batch), hf_outputs(hf_model, batch))
+    assert_outputs_close(our_outputs(model, batch), hf_outputs(hf_model, batch), padding_mask=batch["padding_mask"])
 
 
 def test_bert_for_pretraining_checkpoint(tmp_path):
@@ -322,8 +349,8 @@ def test_bert_for_pretraining_checkpoint(tmp_path):
             attention_mask=torch.tensor(batch["padding_mask"], dtype=torch.long),
             token_type_ids=torch.tensor(batch["segment_ids"], dtype=torch.long),
         ).prediction_logits.numpy()
-    assert_outputs_close(our_outputs(model, batch), {"logits": expected})
-    assert_outputs_close(our_outputs(model.backbone, batch), hf_outputs(hf_model.bert, batch))
+    assert_outputs_close(our_outputs(model, batch), {"logits": expected}, padding_mask=batch["padding_mask"])
+    assert_outputs_close(our_outputs(model.backbone, batch), hf_outputs(hf_model.bert, batch), padding_mask=batch["padding_mask"])
 
 
 def test_sharded_safetensors(tmp_path):
@@ -340,7 +367,7 @@ def test_sharded_safetensors(tmp_path):
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
     model, _ = load_hf(tmp_path)
     batch = random_batch()
-    assert_outputs_close(our_outputs(model, batch), hf_outputs(hf_model, batch))
+    assert_outputs_close(our_outputs(model, batch), hf_outputs(hf_model, batch), padding_mask=batch["padding_mask"])
 
 
 def test_bfloat16_safetensors(tmp_path):
@@ -351,7 +378,7 @@ def test_bfloat16_safetensors(tmp_path):
     hf_model.to(torch.bfloat16).save_pretrained(tmp_path)
     model, _ = load_hf(tmp_path)
     batch = random_batch()
-    assert_outputs_close(our_outputs(model, batch), hf_outputs(hf_model.float(), batch))
+    assert_outputs_close(our_outputs(model, batch), hf_outputs(hf_model.float(), batch), padding_mask=batch["padding_mask"])
 
 
 def test_new_head_on_a_pretrained_backbone(tmp_path):
@@ -363,7 +390,7 @@ def test_new_head_on_a_pretrained_backbone(tmp_path):
     assert isinstance(model, models.TextClassifier) and model.num_classes == 2
     batch = random_batch()
     ours = our_outputs(model.backbone, batch)
-    assert_outputs_close(ours, hf_outputs(hf_model, batch))
+    assert_outputs_close(ours, hf_outputs(hf_model, batch), padding_mask=batch["padding_mask"])
     assert our_outputs(model, batch)["logits"].shape == (3, 2)
 
 
@@ -374,13 +401,13 @@ def test_other_task_from_a_task_checkpoint(tmp_path):
     expected = hf_outputs(hf_model.bert, batch)
     # The checkpoint's classifier is dropped, no error even with strict=True.
     backbone, _ = load_hf(tmp_path, task="backbone")
-    assert_outputs_close(our_outputs(backbone, batch), expected)
+    assert_outputs_close(our_outputs(backbone, batch), expected, padding_mask=batch["padding_mask"])
     tagger, _ = load_hf(tmp_path, task="token_classification", num_classes=7)
-    assert_outputs_close(our_outputs(tagger.backbone, batch), expected)
+    assert_outputs_close(our_outputs(tagger.backbone, batch), expected, padding_mask=batch["padding_mask"])
     # A different number of labels: a new head of that size.
     binary, _ = load_hf(tmp_path, num_classes=2)
     assert binary.num_classes == 2
-    assert_outputs_close(our_outputs(binary.backbone, batch), expected)
+    assert_outputs_close(our_outputs(binary.backbone, batch), expected, padding_mask=batch["padding_mask"])
 
 
 def test_strict_false_allows_a_missing_head(tmp_path):

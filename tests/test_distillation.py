@@ -11,6 +11,7 @@ import pytest
 import keras
 import tensorflow as tf
 
+from harness import np_cosine
 from tfdistil.distillation import (
     TEACHER_LOGITS,
     Distiller,
@@ -142,7 +143,7 @@ def reference_terms(
             if projections:
                 kernel, bias = projections[s_i]
                 s_h = s_h @ kernel + bias
-            cos = (s_h * t_h).sum(-1) / (np.linalg.norm(s_h, axis=-1) * np.linalg.norm(t_h, axis=-1))
+            cos = np_cosine(s_h, t_h, pad)
             cos_terms.append((tok_w * (1 - cos)).sum() / tok_count)
             mse_terms.append((tok_w * ((s_h - t_h) ** 2).mean(-1)).sum() / tok_count)
         if cos_w:

@@ -64,8 +64,11 @@ def hidden_cosine_loss(teacher_hidden, student_hidden, token_mask, denominator):
     """DistilBERT's L_cos: mean over real tokens of 1 - cos(student, teacher)."""
     t = ops.cast(teacher_hidden, "float32")
     s = ops.cast(student_hidden, "float32")
-    cos = ops.sum(t * s, axis=-1) / (
-        ops.sqrt(ops.sum(t * t, axis=-1) * ops.sum(s * s, axis=-1)) + _EPS
+    # Clamped under the square root, not added after it: padding positions of a block that
+    # skips padding are zero vectors, and sqrt's gradient at 0 would make them NaN (masked
+    # out of the loss, but NaN times a zero weight is still NaN in a projection's gradient).
+    cos = ops.sum(t * s, axis=-1) / ops.sqrt(
+        ops.maximum(ops.sum(t * t, axis=-1) * ops.sum(s * s, axis=-1), _EPS**2)
     )
     return ops.sum((1.0 - cos) * token_mask) / denominator
 

@@ -1,7 +1,7 @@
 """tfdistil's Keras layers: the parts BERT and DistilBERT are built from."""
 from tfdistil.layers.attention import MultiHeadSelfAttention
 from tfdistil.layers.embeddings import PositionalEmbedding
-from tfdistil.layers.encoder_block import TransformerEncoderBlock
+from tfdistil.layers.encoder_block import TransformerEncoderBlock, skip_padding
 from tfdistil.layers.feed_forward import FeedForwardNetwork
 from tfdistil.layers.layer_norm import LayerNorm, xla_layer_norm
 from tfdistil.layers.pooler import Pooler
@@ -13,5 +13,6 @@ __all__ = [
     "PositionalEmbedding",
     "Pooler",
     "TransformerEncoderBlock",
+    "skip_padding",
     "xla_layer_norm",
 ]

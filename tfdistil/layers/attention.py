@@ -115,9 +115,21 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, padding_mask=None, return_attention_scores=False, training=None):
-        batch = ops.shape(inputs)[0]
-        seq = ops.shape(inputs)[1]
         qkv = project(inputs, self.qkv_kernel, self.qkv_bias)
+        context, probs = self.attend(qkv, padding_mask, training=training)
+        output = project(context, self.output_kernel, self.output_bias)
+        if return_attention_scores:
+            return output, probs
+        return output
+
+    def attend(self, qkv, padding_mask=None, training=None):
+        """The attention between the projections: `qkv` (batch, seq, 3 * hidden_dim), the
+        output of the fused QKV projection -> (context (batch, seq, hidden_dim) in qkv's
+        dtype, before the output projection; probabilities (batch, num_heads, seq, seq) in
+        float32). `TransformerEncoderBlock` calls it directly when it projects only the real
+        tokens of a padded batch."""
+        batch = ops.shape(qkv)[0]
+        seq = ops.shape(qkv)[1]
         qkv = ops.reshape(qkv, (batch, seq, 3, self.num_heads, self.head_dim))
         # One transpose for all three: (batch, seq, 3, heads, head_dim) -> (3, batch, heads, seq, head_dim).
         # Unstack rather than index: the gradient of unstack is one stack, where three
@@ -132,14 +144,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         if padding_mask is not None:
             scores = scores + padding_mask_to_bias(padding_mask)
         probs = ops.softmax(scores, axis=-1)
-        dropped = self.dropout_layer(ops.cast(probs, inputs.dtype), training=training)
+        dropped = self.dropout_layer(ops.cast(probs, qkv.dtype), training=training)
         # (batch, heads, seq, head_dim) -> (batch, seq, heads, head_dim) -> (batch, seq, hidden)
         context = ops.transpose(ops.matmul(dropped, value), (0, 2, 1, 3))
-        context = ops.reshape(context, (batch, seq, self.hidden_dim))
-        output = project(context, self.output_kernel, self.output_bias)
-        if return_attention_scores:
-            return output, probs
-        return output
+        return ops.reshape(context, (batch, seq, self.hidden_dim)), probs
 
     def compute_output_spec(self, inputs, padding_mask=None, return_attention_scores=False, training=None):
         return self_attention_output_spec(self, inputs, return_attention_scores)

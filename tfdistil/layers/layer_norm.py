@@ -10,31 +10,25 @@ only inside `xla_layer_norm()`. It is off by default because a graph holding an 
 asks whoever runs it (TF Serving, TFLite) for XLA support: exported SavedModels are traced
 without it.
 """
-import contextlib
 import functools
-import threading
 
 import keras
 
-_STATE = threading.local()
+from tfdistil.layers.switches import TraceSwitch
+
+_XLA_LAYER_NORM = TraceSwitch(default=False)
 
 
 def xla_layer_norm_enabled():
     """Whether calls traced now take the XLA LayerNorm path (see `xla_layer_norm`)."""
-    return getattr(_STATE, "enabled", False)
+    return _XLA_LAYER_NORM.enabled()
 
 
-@contextlib.contextmanager
 def xla_layer_norm(enabled=True):
     """Within this context, `LayerNorm` layers traced or called for inference in bfloat16 or
     float16 compute their normalisation as one XLA-compiled function. The choice is read when a
     `tf.function` is traced: trace (or first call) the function inside the context."""
-    before = xla_layer_norm_enabled()
-    _STATE.enabled = bool(enabled)
-    try:
-        yield
-    finally:
-        _STATE.enabled = before
+    return _XLA_LAYER_NORM.set(enabled)
 
 
 @functools.cache
