@@ -58,7 +58,12 @@ def parse(argv=None):
     p.add_argument("--train-rounds", type=int, help="training timing rounds (default: 3)")
     p.add_argument("--bucketing-limit", type=int, help="SST-2 sentences for the bucketing epoch "
                    f"(default: {defaults.bucketing_limit}; 0 skips it)")
-    p.add_argument("--data-dir", help="folder holding sst2/train.tsv (default: bench_bucketing.py's)")
+    p.add_argument("--data-dir", help="folder holding sst2/train.tsv and dev.tsv (default: ../shared/data next to "
+                   "the repo)")
+    p.add_argument("--real-sentences", type=int, help="SST-2 dev sentences for the padded-batch inference rows "
+                   f"(default: {defaults.real_sentences}; 0 skips them)")
+    p.add_argument("--real-batch", type=_ints, help="batch sizes of those rows (default: 8,32)")
+    p.add_argument("--real-model", help="the model of those rows (default: bert_base)")
     p.add_argument("--output", help=f"JSON (default: {defaults.output})")
     p.add_argument("--markdown", help=f"README section (default: {defaults.markdown})")
     args = p.parse_args(argv)
@@ -68,7 +73,9 @@ def parse(argv=None):
         "libraries": args.libraries, "torch_skip": args.torch_skip, "rounds": args.rounds, "repeats": args.repeats,
         "warmup": args.warmup, "train_batch_size": args.train_batch, "train_sequence_length": args.train_seq,
         "train_libraries": args.train_libraries, "train_rounds": args.train_rounds,
-        "bucketing_limit": args.bucketing_limit, "bucketing_data_dir": args.data_dir, "output": args.output,
+        "bucketing_limit": args.bucketing_limit, "bucketing_data_dir": args.data_dir,
+        "real_sentences": args.real_sentences, "real_batch_sizes": args.real_batch,
+        "real_model": args.real_model, "output": args.output,
         "markdown": args.markdown,
     }
     if args.torch_autocast:

@@ -15,6 +15,7 @@ import tensorflow as tf  # noqa: E402
 from conftest import load_benchmark  # noqa: E402
 from tfdistil import cli  # noqa: E402
 from tfdistil.jobs import peers  # noqa: E402
+from tfdistil.layers import skip_padding  # noqa: E402
 from tfdistil.models import presets  # noqa: E402
 
 # A DistilBERT small enough to build three times in a test (the presets' only DistilBERT is base).
@@ -31,8 +32,11 @@ def tiny_distilbert(monkeypatch):
 
 def graph_matmul_flops(fn, *specs):
     """2 * (output elements) * (contracted size), summed over every MatMul / BatchMatMul / Einsum of
-    the traced graph of `fn`: a count from the shapes TensorFlow actually multiplies."""
-    graph = tf.function(fn).get_concrete_function(*specs).graph
+    the traced graph of `fn`: a count from the shapes TensorFlow actually multiplies. Traced
+    without tfdistil's unpadded path (its matmuls sit in the branches of a `cond`): the formula
+    is that of the padded batch, which is what inputs without padding run."""
+    with skip_padding(False):
+        graph = tf.function(fn).get_concrete_function(*specs).graph
     total = 0
     for op in graph.get_operations():
         if op.type == "MatMul":
@@ -160,11 +164,17 @@ def _bench_module():
 def test_quick_run_writes_the_json_and_markdown(tmp_path, capsys):
     bench = _bench_module()
     assert bench.parse(["--quick"]).models == ("bert_mini",) and bench.parse(["--quick"]).bucketing_limit == 0
+    assert bench.parse(["--quick"]).real_sentences == 0 and bench.parse([]).real_sentences == 256
     out, md = tmp_path / "peers.json", tmp_path / "peers.md"
+    # SST-2 dev stand-in: "good" x 1..4 words -> 3..6 tokens with [CLS] and [SEP]; batches of 4.
+    (tmp_path / "sst2").mkdir()
+    sentences = [" ".join(["good"] * n) for n in (1, 2, 3, 4, 2, 2, 1, 1)]
+    (tmp_path / "sst2" / "dev.tsv").write_text("sentence\tlabel\n" + "".join(f"{t}\t1\n" for t in sentences))
     # float32 only and no XLA rows: compiling more graphs would double the test's time (bf16 rows
     # against the bf16 peak are checked in test_ratios_mfu_and_targets_from_rows).
     bench.main(["--quick", "--models", "bert_tiny", "--seq", "16", "--batch", "1,2", "--train-batch", "2",
                 "--train-seq", "16", "--libraries", "tfdistil,keras_hub,torch", "--policies", "float32",
+                "--real-sentences", "8", "--real-batch", "4", "--real-model", "bert_tiny", "--data-dir", str(tmp_path),
                 "--output", str(out), "--markdown", str(md)])
     result = json.loads(out.read_text())
     assert {"machine", "versions", "load_average", "peak", "parameters", "inference", "training", "student_teacher",
@@ -186,9 +196,17 @@ def test_quick_run_writes_the_json_and_markdown(tmp_path, capsys):
     assert sorted(r["library"] for r in result["training"]) == ["keras_hub", "tfdistil"]
     assert result["training"][0]["flops"] == peers.training_flops(config, "bert", 2, 16)
     assert len(result["targets"]) == 13 and all(t["met"] is None for t in result["targets"])
+    # Padded-batch rows: two batches of 4 padded to 6 and to 4 tokens; 18 + 14 real of 24 + 16.
+    real = {r["library"]: r for r in result["real_batches"]["rows"]}
+    assert sorted(real) == ["keras_hub", "tfdistil", "tfdistil_padded"]
+    assert real["tfdistil"]["batches"] == 2 and real["tfdistil"]["real_token_fraction"] == pytest.approx(32 / 40)
+    assert real["tfdistil"]["mean_padded_length"] == pytest.approx(5.0)
+    assert real["tfdistil_padded"]["vs_keras_hub"] == pytest.approx(
+        real["keras_hub"]["seconds"] / real["tfdistil_padded"]["seconds"])
     assert result["command"].startswith("python benchmarks/bench_peers.py --quick")
     text = md.read_text()
     assert "| bert_tiny | float32 | 16 | 2 |" in text and result["command"] in text
+    assert "**Inference on SST-2 dev batches**" in text and "| float32 | 4 | 8 | 80% |" in text
     assert "| bert_tiny | float32 | 16 | 2 |" in capsys.readouterr().out
 
 

