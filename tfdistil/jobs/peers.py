@@ -908,7 +908,7 @@ def render_markdown(result):
     if real.get("rows"):
         lines += [f"**Inference on SST-2 dev batches** (not an issue target; {o['real_model']}, one pass over the first "
                   f"sentences of SST-2 dev, each batch padded to its longest sentence, vocabulary: "
-                  f"{real['vocabulary']}): tfdistil skips the padding by default "
+                  f"{real['vocabulary']}): tfdistil skips the padding of inference calls by default "
                   "(`TransformerEncoderBlock`); the middle column traces it with `skip_padding(False)`.", "",
                   real_batches_table(real["rows"]), ""]
     elif real:
