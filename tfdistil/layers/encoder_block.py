@@ -46,11 +46,15 @@ def token_positions(padding_mask):
     (oneDNN prepares a kernel per shape; at bert_mini size no per-step cost of new shapes
     showed up when measured, so this is a bound, not a measured speed-up)."""
     flat = tf.reshape(tf.cast(padding_mask, "int32"), [-1])
-    real = tf.reduce_sum(flat)
-    seq = tf.shape(padding_mask)[1]
-    rows = tf.minimum((real + seq - 1) // seq * seq, tf.size(flat))
     # A stable sort on "is padding" puts the real tokens first, each group in batch order.
-    return tf.argsort(1 - flat, stable=True)[:rows]
+    return tf.argsort(1 - flat, stable=True)[: _rows_computed(padding_mask)]
+
+
+def _rows_computed(padding_mask):
+    """How many rows `token_positions` returns: the real tokens rounded up to a multiple of seq."""
+    real = tf.reduce_sum(tf.cast(padding_mask, "int32"))
+    seq = tf.shape(padding_mask)[1]
+    return tf.minimum((real + seq - 1) // seq * seq, tf.size(padding_mask))
 
 
 def skip_padding_possible(training=None):
@@ -142,12 +146,13 @@ class TransformerEncoderBlock(keras.layers.Layer):
         if padding_mask is None or not skip_padding_possible(training):
             x, scores = self._call_padded(inputs, padding_mask, training)
         else:
-            positions = token_positions(padding_mask)
             # Decided per batch: up to UNPAD_BELOW of batch x seq, computing only those rows pays
-            # for the gathers and scatters; a batch without padding keeps the plain path.
+            # for the gathers and scatters; a batch without padding keeps the plain path (and
+            # pays only this count, not the sort in `token_positions`).
+            rows = tf.cast(_rows_computed(padding_mask), "float32")
             x, scores = tf.cond(
-                tf.cast(tf.size(positions), "float32") <= UNPAD_BELOW * tf.cast(tf.size(padding_mask), "float32"),
-                lambda: self._call_unpadded(inputs, padding_mask, positions, training),
+                rows <= UNPAD_BELOW * tf.cast(tf.size(padding_mask), "float32"),
+                lambda: self._call_unpadded(inputs, padding_mask, training),
                 lambda: self._call_padded(inputs, padding_mask, training),
             )
         if return_attention_scores:
@@ -160,12 +165,13 @@ class TransformerEncoderBlock(keras.layers.Layer):
         )
         return self._residual_blocks(inputs, attended, training), scores
 
-    def _call_unpadded(self, inputs, padding_mask, positions, training):
+    def _call_unpadded(self, inputs, padding_mask, training):
         """The same block computed on the rows `positions` of the flattened batch (see
         `token_positions`): everything but the attention itself acts on each token alone, so
         the QKV and output projections, the feed-forward network, the residuals and the
         LayerNorms run on a (rows, hidden) matrix gathered from the batch, and only the
         attention sees the padded (batch, seq) layout. Positions not computed come out zero."""
+        positions = token_positions(padding_mask)
         hidden = inputs.shape[-1]
         flat_size = tf.size(padding_mask)
         tokens = tf.gather(tf.reshape(inputs, (-1, hidden)), positions)
