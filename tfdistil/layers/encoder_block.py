@@ -3,7 +3,6 @@ import contextlib
 
 import keras
 import tensorflow as tf
-from keras import ops
 from tensorflow.python.framework import ops as tf_ops
 from tensorflow.python.ops import control_flow_util
 
@@ -12,11 +11,11 @@ from tfdistil.layers.feed_forward import FeedForwardNetwork
 from tfdistil.layers.layer_norm import LayerNorm, xla_layer_norm
 from tfdistil.layers.switches import TraceSwitch
 
-# A padded batch whose real tokens are at most this fraction of batch x seq takes the
-# unpadded path. Measured on bert_base, batch 8 x 128: without padding, the unpadded path
-# is 5% (float32) to 10% (mixed_bfloat16) slower than the plain one (gathers and scatters);
-# on SST-2 dev batches padded to their longest sentence (about 60% real tokens) it is
-# 1.4x (float32) to 1.5x (mixed_bfloat16) faster.
+# A padded batch whose computed rows (see `token_positions`) are at most this fraction of
+# batch x seq takes the unpadded path. Measured on bert_base inference, batch 8 x 128: with
+# no padding at all the unpadded path would be 5% (float32) to 10% (mixed_bfloat16) slower
+# than the plain one (gathers and scatters); on SST-2 dev batches padded to their longest
+# sentence (51-60% real tokens) it is 1.21-1.67x faster (benchmarks/results/peers.md).
 UNPAD_BELOW = 0.8
 
 _SKIP_PADDING = TraceSwitch(default=True)
@@ -59,8 +58,8 @@ def _rows_computed(padding_mask):
 
 def skip_padding_possible(training=None):
     """Whether the code traced now may choose the unpadded path: switched on for this kind of
-    call (`skip_padding`), and not inside an XLA compilation (there `tf.where`'s
-    data-dependent token count is padded back to its bound, so nothing would be saved)."""
+    call (`skip_padding`), and not inside an XLA compilation (XLA pads the data-dependent row
+    count back to its bound, so nothing would be saved)."""
     switch = _SKIP_PADDING_IN_TRAINING if training else _SKIP_PADDING
     return switch.enabled() and not control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph())
 
