@@ -100,12 +100,17 @@ def assert_identical(actual, expected, what="outputs", atol=0.0):
             )
 
 
+def graph_def_nodes(graph_def):
+    """Every node of a GraphDef: its own and those of the functions in its library (the
+    bodies of tf.function calls, `cond` branches)."""
+    return list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
+
+
 def graph_def_uses_xla(graph_def):
     """Whether a GraphDef (its nodes or any function of its library) holds an XLA-compiled
     function: a `_XlaMustCompile` attribute set on a function or a call node."""
-    functions = list(graph_def.library.function)
-    nodes = list(graph_def.node) + [n for f in functions for n in f.node_def]
-    return any(n.attr["_XlaMustCompile"].b for n in nodes) or any(f.attr["_XlaMustCompile"].b for f in functions)
+    return (any(n.attr["_XlaMustCompile"].b for n in graph_def_nodes(graph_def))
+            or any(f.attr["_XlaMustCompile"].b for f in graph_def.library.function))
 
 
 def np_cosine(a, b, pad):
