@@ -714,3 +714,76 @@ def test_skipping_padding_trains_like_the_padded_block():
     for g, p, w in zip(grads, padded_grads, block.trainable_weights):
         np.testing.assert_allclose(g, p, atol=1e-4, rtol=1e-4, err_msg=w.path)
     assert sum(np.abs(g).sum() for g in grads) > 1.0
+
+
+# --------------------------------------------------------------------------- first token only
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_encoder_block_first_token_only_is_position_zero_of_the_full_block(policy):
+    x, mask = padded_batch(30, [8, 3, 5, 1])
+    block = TransformerEncoderBlock(HEADS, INTERMEDIATE, dropout=0.0, dtype=policy)
+    block.build(x.shape)
+    attention, ffn, ((g1, b1), (g2, b2)) = _set_block_weights(block)
+    first = block(x, padding_mask=mask, first_token_only=True)
+    assert tuple(first.shape) == (4, 1, HIDDEN) and first.dtype == block.compute_dtype
+    first = tf.cast(first, tf.float32).numpy()[:, 0]
+    # By hand: the post-LN block over the whole sequence, read at position 0.
+    attended, _ = np_attention(x, mask, *attention, num_heads=HEADS)
+    h = np_layer_norm(x.astype("float64") + attended, g1, b1, 1e-12)
+    expected = np_layer_norm(h + np_ffn(h, *ffn), g2, b2, 1e-12)[:, 0]
+    tolerance = 1e-5 if policy == "float32" else 2 ** -4  # bf16 activations: a few ulps
+    np.testing.assert_allclose(first, expected, atol=tolerance, rtol=0)
+    # Without a mask every position is a key.
+    unmasked = np_attention(x, np.ones_like(mask), *attention, num_heads=HEADS)[0]
+    h = np_layer_norm(x.astype("float64") + unmasked, g1, b1, 1e-12)
+    np.testing.assert_allclose(tf.cast(block(x, first_token_only=True), tf.float32).numpy()[:, 0],
+                               np_layer_norm(h + np_ffn(h, *ffn), g2, b2, 1e-12)[:, 0], atol=tolerance, rtol=0)
+
+
+def test_encoder_block_first_token_only_runs_its_per_token_work_on_one_row_per_sequence():
+    x, mask = padded_batch(31, [8, 8, 8])
+    inner = 20  # a width no other product has
+    block = TransformerEncoderBlock(HEADS, inner, dropout=0.0)
+    block.build(x.shape)
+
+    def matmul_shapes(first_token_only):
+        fn = tf.function(lambda t, m: block(t, padding_mask=m, first_token_only=first_token_only))
+        graph = fn.get_concrete_function(x, mask).graph
+        return [tuple(op.outputs[0].shape) for op in graph.get_operations() if "MatMul" in op.type]
+
+    # The feed-forward's first product: (3 sequences, inner), not (24 tokens, inner); the query
+    # projection for 3 rows; keys and values still for all 24 tokens.
+    shapes = matmul_shapes(True)
+    assert (3, inner) in shapes and (24, inner) not in shapes
+    assert (3, HIDDEN) in shapes and (24, 2 * HIDDEN) in shapes and (24, 3 * HIDDEN) not in shapes
+    with skip_padding(False):  # one path, no branch functions to look into
+        assert (24, inner) in matmul_shapes(False)
+
+
+def test_encoder_block_first_token_only_trains_like_the_full_block():
+    x, mask = padded_batch(32, [8, 2, 5])
+    block = TransformerEncoderBlock(HEADS, INTERMEDIATE, dropout=0.0)
+    block.build(x.shape)
+    _set_block_weights(block)
+    target = rng(33).normal(size=(3, HIDDEN)).astype("float32")
+
+    def gradients(first_token_only):
+        with tf.GradientTape() as tape:
+            out = block(x, padding_mask=mask, training=True, first_token_only=first_token_only)
+            loss = tf.reduce_sum((out[:, 0] - target) ** 2)
+        return loss.numpy(), [g.numpy() for g in tape.gradient(loss, block.trainable_weights)]
+
+    loss, grads = gradients(True)
+    full_loss, full_grads = gradients(False)
+    np.testing.assert_allclose(loss, full_loss, rtol=1e-5)
+    for g, f, w in zip(grads, full_grads, block.trainable_weights):
+        np.testing.assert_allclose(g, f, atol=1e-5, rtol=1e-4, err_msg=w.path)
+    assert min(np.abs(g).sum() for g in grads) > 0  # every weight, query and key/value columns too
+
+
+def test_encoder_block_first_token_only_has_no_attention_scores():
+    x, mask = padded_batch(34, [8, 8])
+    block = TransformerEncoderBlock(HEADS, INTERMEDIATE)
+    with pytest.raises(ValueError, match="first_token_only"):
+        block(x, padding_mask=mask, first_token_only=True, return_attention_scores=True)

@@ -12,6 +12,7 @@ import tensorflow as tf
 from scipy.special import erf
 
 import tfdistil.models.backbone as backbone_module
+from tfdistil.layers import skip_padding
 from harness import (
     assert_identical,
     run_backbone_test,
@@ -413,7 +414,8 @@ def test_distilbert_task_models_ignore_segment_ids(task_name):
     extra = {"token_ids": data["token_ids"], "segment_ids": np.zeros_like(data["token_ids"]),
              "padding_mask": data["padding_mask"]}
     assert_identical(model(extra), model(data))
-    assert_identical(model.intermediate_model()(extra)["logits"], model(data))
+    full = model.intermediate_model()
+    assert_identical(full(extra)["logits"], full(data)["logits"])
 
 
 @pytest.mark.parametrize("task_name", list(TASKS))
@@ -548,6 +550,51 @@ def test_text_classifier_learns_a_trivial_rule():
     predictions = np.argmax(model.predict(data, verbose=0), axis=-1)
     accuracy = float(np.mean(predictions == labels))
     assert accuracy >= 0.95, f"train accuracy {accuracy:.3f} after 6 epochs; losses {history.history['loss']}"
+
+
+@pytest.mark.parametrize("backbone_name", ["bert", "distilbert"])
+def test_text_classifier_computes_cls_only_in_the_last_block_with_the_full_results(backbone_name):
+    """Its graph runs the backbone's `first_token_model`; logits and every gradient equal those
+    of the same head on the whole backbone (`intermediate_model` runs every position)."""
+    backbone_cls, backbone_kwargs = BACKBONES[backbone_name]
+    keras.utils.set_random_seed(5)
+    model = TextClassifier(backbone_cls(**dict(backbone_kwargs, dropout=0.0)), num_classes=3, dropout=0.0)
+    assert model.backbone.first_token_model().output["sequence_output"].shape == (None, 1, HIDDEN)
+    # Saving walks `layers`: the backbone stands there, as in files saved before.
+    assert model.backbone in model.layers and model.backbone.first_token_model() not in model.layers
+    # The same weights, each once.
+    assert len(model.weights) == len({id(v) for v in model.weights}) == len(model.backbone.weights) + (
+        2 if backbone_name == "bert" else 4)
+    full = model.intermediate_model(False, False)
+    data = inputs_for(backbone_cls, batch=3, seq=9, num_padding=(0, 4, 7))
+
+    def matmul_shapes(fn):
+        with skip_padding(False):  # one path, no branch functions to look into
+            graph = tf.function(lambda x: fn(x)).get_concrete_function(data).graph
+        return {tuple(op.outputs[0].shape) for op in graph.get_operations() if "MatMul" in op.type}
+
+    # The last block's feed-forward runs on 3 rows (one per sequence), not 27 tokens.
+    assert (3, INTERMEDIATE) in matmul_shapes(model) and (3, INTERMEDIATE) not in matmul_shapes(full)
+    labels = np.array([0, 2, 1])
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def loss_and_gradients(fn):
+        with tf.GradientTape() as tape:
+            logits = fn(data, training=True)
+            logits = logits["logits"] if isinstance(logits, dict) else logits
+            loss = loss_fn(labels, logits)
+        return logits.numpy(), [tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, model.trainable_weights)]
+
+    logits, grads = loss_and_gradients(model)
+    full_logits, full_grads = loss_and_gradients(full)
+    np.testing.assert_allclose(logits, full_logits, atol=1e-6, rtol=1e-5)
+    assert np.abs(logits).max() > 1e-3
+    for g, f, w in zip(grads, full_grads, model.trainable_weights):
+        np.testing.assert_allclose(g, f, atol=1e-6, rtol=1e-4, err_msg=w.path)
+    # The last block's weights get gradients (its query, keys, values, FFN all reach [CLS]).
+    last = model.backbone.get_layer(f"transformer_layer_{LAYERS - 1}")
+    assert all(np.abs(g).sum() > 0 for g, w in zip(grads, model.trainable_weights)
+               if any(w is lw for lw in last.trainable_weights))
 
 
 def test_jit_compiled_fit_gives_finite_loss():

@@ -88,8 +88,7 @@ def _copy_head(student, teacher):
     """Copy the head layers that exist in both with the same shapes (e.g. a BERT
     teacher's classifier into a BERT student); skip the rest silently — a DistilBERT
     student's `pre_classifier` has no counterpart in a BERT teacher."""
-    s_layers = {l.name: l for l in student.layers if l is not student.backbone}
-    t_layers = {l.name: l for l in teacher.layers if l is not teacher.backbone}
+    s_layers, t_layers = student.head_layers, teacher.head_layers
     for name, s_layer in s_layers.items():
         t_layer = t_layers.get(name)
         if t_layer is None or not s_layer.weights:

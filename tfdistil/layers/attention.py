@@ -128,13 +128,36 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         dtype, before the output projection; probabilities (batch, num_heads, seq, seq) in
         float32). `TransformerEncoderBlock` calls it directly when it projects only the real
         tokens of a padded batch."""
-        batch = ops.shape(qkv)[0]
-        seq = ops.shape(qkv)[1]
-        qkv = ops.reshape(qkv, (batch, seq, 3, self.num_heads, self.head_dim))
-        # One transpose for all three: (batch, seq, 3, heads, head_dim) -> (3, batch, heads, seq, head_dim).
-        # Unstack rather than index: the gradient of unstack is one stack, where three
-        # slices would each scatter into a full-size zero tensor.
-        query, key, value = ops.unstack(ops.transpose(qkv, (2, 0, 3, 1, 4)), 3, axis=0)
+        # One transpose for all three: (batch, seq, 3 * hidden) -> 3 x (batch, heads, seq, head_dim).
+        query, key, value = self._split_heads(qkv, 3)
+        return self._attention(query, key, value, padding_mask, training)
+
+    def first_token(self, inputs, padding_mask=None, training=None):
+        """The attention output (after the output projection) of the first position only:
+        inputs (batch, seq, hidden_dim) -> (batch, 1, hidden_dim). The query is projected for
+        that position alone, keys and values for all; what a [CLS] classifier needs from its
+        last block (`TransformerEncoderBlock`, `first_token_only=True`)."""
+        hidden = self.hidden_dim
+        # The fused kernel's columns are [query | key | value].
+        query = project(inputs[:, :1], self.qkv_kernel[:, :hidden], self.qkv_bias[:hidden])
+        key, value = self._split_heads(project(inputs, self.qkv_kernel[:, hidden:], self.qkv_bias[hidden:]), 2)
+        (query,) = self._split_heads(query, 1)
+        context, _ = self._attention(query, key, value, padding_mask, training)
+        return project(context, self.output_kernel, self.output_bias)
+
+    def _split_heads(self, packed, parts):
+        """(batch, seq, parts * hidden_dim) -> `parts` tensors (batch, heads, seq, head_dim),
+        with one transpose for all of them."""
+        batch, seq = ops.shape(packed)[0], ops.shape(packed)[1]
+        packed = ops.reshape(packed, (batch, seq, parts, self.num_heads, self.head_dim))
+        # (batch, seq, parts, heads, head_dim) -> (parts, batch, heads, seq, head_dim). Unstack
+        # rather than index: the gradient of unstack is one stack, where slices would each
+        # scatter into a full-size zero tensor.
+        return ops.unstack(ops.transpose(packed, (2, 0, 3, 1, 4)), parts, axis=0)
+
+    def _attention(self, query, key, value, padding_mask, training):
+        """Heads (batch, heads, seq_q or seq, head_dim) -> (context (batch, seq_q, hidden_dim),
+        probabilities (batch, heads, seq_q, seq) float32)."""
         # Scale the query, not the scores: one (seq x head_dim) multiply.
         query = query * ops.cast(1.0 / math.sqrt(self.head_dim), query.dtype)
         # (batch, heads, seq_q, seq_k)
@@ -144,10 +167,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         if padding_mask is not None:
             scores = scores + padding_mask_to_bias(padding_mask)
         probs = ops.softmax(scores, axis=-1)
-        dropped = self.dropout_layer(ops.cast(probs, qkv.dtype), training=training)
-        # (batch, heads, seq, head_dim) -> (batch, seq, heads, head_dim) -> (batch, seq, hidden)
+        dropped = self.dropout_layer(ops.cast(probs, value.dtype), training=training)
+        # (batch, heads, seq_q, head_dim) -> (batch, seq_q, heads, head_dim) -> (batch, seq_q, hidden)
         context = ops.transpose(ops.matmul(dropped, value), (0, 2, 1, 3))
-        return ops.reshape(context, (batch, seq, self.hidden_dim)), probs
+        return ops.reshape(context, (ops.shape(query)[0], ops.shape(query)[2], self.hidden_dim)), probs
 
     def compute_output_spec(self, inputs, padding_mask=None, return_attention_scores=False, training=None):
         return self_attention_output_spec(self, inputs, return_attention_scores)

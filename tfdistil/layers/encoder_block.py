@@ -96,6 +96,10 @@ class TransformerEncoderBlock(keras.layers.Layer):
         inputs: (batch, seq, hidden_dim).
         padding_mask: (batch, seq), 1 for real tokens. Without it every position counts.
         return_attention_scores: also return (batch, heads, seq, seq) float32 probabilities.
+        first_token_only: compute the first ([CLS]) position only and return
+            (batch, 1, hidden_dim), what a [CLS] classifier needs from its last block: the
+            query, output projection, feed-forward and LayerNorms run on one row per
+            sequence, keys and values on all. Not with `return_attention_scores`.
     """
 
     def __init__(
@@ -141,7 +145,13 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.output_layer_norm.build(inputs_shape)
         self.built = True
 
-    def call(self, inputs, padding_mask=None, return_attention_scores=False, training=None):
+    def call(self, inputs, padding_mask=None, return_attention_scores=False, first_token_only=False, training=None):
+        if first_token_only:
+            if return_attention_scores:
+                raise ValueError("`first_token_only=True` returns no attention scores; call without them.")
+            # The [CLS] position's output only: its query against every key and value.
+            first = self.attention.first_token(inputs, padding_mask=padding_mask, training=training)
+            return self._residual_blocks(inputs[:, :1], first, training)
         if padding_mask is None or not skip_padding_possible(training):
             x, scores = self._call_padded(inputs, padding_mask, training)
         else:
@@ -191,7 +201,11 @@ class TransformerEncoderBlock(keras.layers.Layer):
         x = self.attention_layer_norm(inputs + self.attention_dropout_layer(attended, training=training))
         return self.output_layer_norm(x + self.feed_forward(x, training=training))
 
-    def compute_output_spec(self, inputs, padding_mask=None, return_attention_scores=False, training=None):
+    def compute_output_spec(
+        self, inputs, padding_mask=None, return_attention_scores=False, first_token_only=False, training=None
+    ):
+        if first_token_only:
+            return keras.KerasTensor((inputs.shape[0], 1, inputs.shape[2]), dtype=self.compute_dtype)
         return self_attention_output_spec(self, inputs, return_attention_scores)
 
     def get_config(self):

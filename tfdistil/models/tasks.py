@@ -19,19 +19,39 @@ class Task(keras.Model):
     Subclasses build head layers in `__init__`, then call `_init_graph`.
     """
 
+    # Whether the head reads only the first ([CLS]) position: then the graph runs the
+    # backbone's `first_token_model`, which skips the rest of the last block.
+    first_token_head = False
+
     def _init_graph(self, backbone, head_layers, **kwargs):
         if not isinstance(backbone, Backbone):
             raise ValueError(
                 f"`backbone` must be a tfdistil BertBackbone or DistilBertBackbone, got {type(backbone).__name__}."
             )
         inputs = backbone.make_inputs()
-        outputs = self._head(head_layers, backbone(inputs), backbone)
+        encoder = backbone.first_token_model() if self.first_token_head else backbone
+        outputs = self._head(head_layers, encoder(inputs), backbone)
         super(Task, self).__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.__dict__["_encoder"] = encoder
         self.backbone = backbone
         # The task runs under its backbone's policy (the Distiller and compile() read it).
         self.dtype_policy = backbone.dtype_policy
         self.__dict__["_head_layers"] = head_layers
         self.__dict__["_intermediate_models"] = {}
+
+    @property
+    def layers(self):
+        """The graph's layers, the backbone standing in for its `first_token_model` (which only
+        shares its weights): Keras saves a functional model by walking `layers`, so every task
+        keeps the layout of files saved before the first-token path existed."""
+        layers = super().layers
+        encoder = self.__dict__.get("_encoder")  # set once the graph is built
+        return [self.backbone if layer is encoder else layer for layer in layers]
+
+    @property
+    def head_layers(self):
+        """The layers this task adds to its backbone, by name."""
+        return dict(self._head_layers)
 
     @staticmethod
     def _head(layers, backbone_outputs, backbone):  # pragma: no cover - subclasses
@@ -91,7 +111,13 @@ class TextClassifier(Task):
         num_classes: number of labels.
         dropout: dropout before the classifier.
     Returns: logits (batch, num_classes), float32.
+
+    The head reads [CLS] alone, so the last block computes only that position
+    (`Backbone.first_token_model`); `intermediate_model` runs the whole last block, for the
+    hidden states distillation compares.
     """
+
+    first_token_head = True
 
     def __init__(self, backbone, num_classes, dropout=0.1, **kwargs):
         _require_backbone(backbone)
