@@ -71,6 +71,11 @@ def test_flop_formula_matches_the_graphs_and_pytorchs_flop_counter(preset, tiny_
     for build in (peers.build_tfdistil, peers.build_keras_hub):
         model = build(preset, "float32")
         assert graph_matmul_flops(lambda x, m=model: m(x), *input_specs(model, batch, seq)) == expected
+    # tfdistil's classifier: its last block computes [CLS] only, which `first_token_savings` counts.
+    classifier = peers.build_classifier("tfdistil", preset, "float32")
+    config = peers.model_config(preset)
+    assert graph_matmul_flops(lambda x: classifier(x), *input_specs(classifier, batch, seq)) == (
+        expected - peers.first_token_savings(config, batch, seq) + peers.classifier_head_flops(config, architecture, batch))
     # PyTorch's own counter on the Hugging Face model (eager attention: sdpa has no FLOP formula on CPU).
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -89,6 +94,11 @@ def test_flop_formula_by_hand_and_training_is_three_forwards():
     assert peers.forward_flops(config, "distilbert", 2, 3) == 576 + 288 + 192 + 768
     head = 2 * 2 * 4 * 4 + 2 * 2 * 4 * 2  # DistilBERT's pre-classifier + classifier
     assert peers.training_flops(config, "distilbert", 2, 3) == 3 * (1824 + head)
+    # A classifier computing [CLS] only in its (here only) block keeps K and V of all 6 tokens,
+    # 2*6*4*8=384, and for 2 rows Q 2*2*4*4=64, scores + context 2*(2*2*3*4)=96, output 64 and
+    # the feed-forward 2*(2*2*4*8)=256.
+    assert peers.first_token_savings(config, 2, 3) == (576 + 288 + 192 + 768) - (384 + 64 + 96 + 64 + 256)
+    assert peers.training_flops(config, "distilbert", 2, 3, first_token=True) == 3 * (384 + 64 + 96 + 64 + 256 + head)
 
 
 @pytest.mark.parametrize("preset", ["bert_tiny", "distilbert"])
@@ -193,8 +203,14 @@ def test_quick_run_writes_the_json_and_markdown(tmp_path, capsys):
         assert ours["mfu"] == pytest.approx(ours["flops"] / ours["seconds"] / ours["peak_flops_per_s"]["float32"])
         assert ours["peak_flops_per_s"] == rows["keras_hub"]["peak_flops_per_s"]  # one group, one peak
         assert rows["torch"]["torch_threads"] in (1, torch.get_num_threads())
-    assert sorted(r["library"] for r in result["training"]) == ["keras_hub", "tfdistil"]
-    assert result["training"][0]["flops"] == peers.training_flops(config, "bert", 2, 16)
+    training = {r["library"]: r for r in result["training"]}
+    assert sorted(training) == ["keras_hub", "tfdistil", "tfdistil_keras_adamw"]
+    assert {r["flops"] for r in training.values()} == {peers.training_flops(config, "bert", 2, 16)}
+    # MFU from what each computed: tfdistil's classifier skips most of its last block.
+    for lib, row in training.items():
+        computed = peers.training_flops(config, "bert", 2, 16, first_token=lib != "keras_hub")
+        assert row["flops_computed"] == computed and (computed < row["flops"]) == (lib != "keras_hub")
+        assert row["mfu"] == pytest.approx(computed / row["seconds"] / row["peak_flops_per_s"]["float32"])
     assert len(result["targets"]) == 13 and all(t["met"] is None for t in result["targets"])
     # Padded-batch rows: two batches of 4 padded to 6 and to 4 tokens; 18 + 14 real of 24 + 16.
     real = {r["library"]: r for r in result["real_batches"]["rows"]}

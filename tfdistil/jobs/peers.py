@@ -8,7 +8,8 @@ What is measured (every ratio is between timings taken in the same run):
   `BertModel` / `DistilBertModel` in PyTorch eager mode on CPU, all fed the same random token ids;
 - a training step (`train_on_batch`, the step `fit` runs) of a two-class classifier, tfdistil's
   `TextClassifier` against KerasHub's `BertTextClassifier` / `DistilBertTextClassifier`, same
-  optimizer (AdamW) and loss;
+  loss and AdamW settings, each library's AdamW (tfdistil's fused one; Keras' for KerasHub, and
+  for the "tfdistil, Keras AdamW" row);
 - the machine's matmul peak (`tf.matmul` of large square matrices, float32 and bfloat16, graph
   mode and XLA), and from it each row's model FLOPs utilisation (MFU);
 - the student/teacher inference speed-up (`distilbert_base` against `bert_base`);
@@ -25,7 +26,10 @@ FLOPs (`forward_flops`) count matrix products only, 2*m*n*k each: per layer the 
 projection, the attention scores and the attention-weighted values, the output projection and the
 two feed-forward products, plus BERT's pooler; embeddings, softmax, LayerNorm, GELU and biases
 are not counted. A training step counts 3x the forward pass of the classifier (the backward pass
-computes two products per forward product), the convention of the MFU literature.
+computes two products per forward product), the convention of the MFU literature. tfdistil's
+`TextClassifier` computes only the [CLS] position in its last block (`first_token_savings`): its
+training rows keep the model's FLOPs in `flops` (the same for every library) and what it computed
+in `flops_computed`, from which its MFU is taken.
 """
 import contextlib
 import dataclasses
@@ -46,7 +50,12 @@ from tfdistil.models.presets import PRESET_ARCHITECTURE, preset_config
 from tfdistil.report import markdown_table
 
 LIBRARIES = ("tfdistil", "tfdistil_xla", "tfdistil_xla_ln", "keras_hub", "keras_hub_xla", "torch")
+# Training rows: tfdistil steps with its own AdamW (`tfdistil.training.AdamW`, one fused kernel per
+# variable), KerasHub with Keras' `keras.optimizers.AdamW`, as each library's users would;
+# tfdistil_keras_adamw is tfdistil's model with Keras' optimizer, to show the two apart.
+TRAIN_LIBRARIES = ("tfdistil", "tfdistil_keras_adamw", "tfdistil_xla", "keras_hub", "keras_hub_xla")
 LIBRARY_TITLES = {"tfdistil": "tfdistil", "tfdistil_xla": "tfdistil XLA", "tfdistil_xla_ln": "tfdistil XLA LayerNorm",
+                  "tfdistil_keras_adamw": "tfdistil, Keras AdamW",
                   "keras_hub": "KerasHub", "keras_hub_xla": "KerasHub XLA", "torch": "PyTorch"}
 # tfdistil_xla_ln: the opt-in `tfdistil.layers.xla_layer_norm()` path, which only changes
 # bfloat16/float16 inference; under float32 it is the plain tfdistil row and is not timed.
@@ -75,11 +84,11 @@ class PeerOptions:
     train_models: tuple = ("bert_base", "distilbert_base", "bert_mini")
     train_batch_size: int = 16
     train_sequence_length: int = 128
-    train_libraries: tuple = ("tfdistil", "keras_hub")
+    train_libraries: tuple = ("tfdistil", "tfdistil_keras_adamw", "keras_hub")
     train_rounds: int = 3
     peak_sizes: tuple = (2048, 4096)
     peak_repeats: int = 3
-    bucketing_limit: int = 4000
+    bucketing_limit: int = None
     bucketing_data_dir: str = None
     real_model: str = "bert_base"
     real_batch_sizes: tuple = (8, 32)
@@ -106,12 +115,13 @@ class PeerOptions:
         bad = [p for p in self.policies if p not in POLICIES]
         if bad:
             raise ValueError(f"unknown policy {bad}; choose from {list(POLICIES)}")
-        bad = [lib for lib in (*self.libraries, *self.train_libraries) if lib not in LIBRARIES]
+        bad = [lib for lib in self.libraries if lib not in LIBRARIES]
         if bad:
             raise ValueError(f"unknown library {bad}; choose from {list(LIBRARIES)}")
-        if "torch" in self.train_libraries or "tfdistil_xla_ln" in self.train_libraries:
-            raise ValueError("training is compared between tfdistil and KerasHub only (the XLA LayerNorm path "
-                             "is for inference)")
+        bad = [lib for lib in self.train_libraries if lib not in TRAIN_LIBRARIES]
+        if bad:
+            raise ValueError(f"unknown training library {bad}; choose from {list(TRAIN_LIBRARIES)} (training is "
+                             "compared between tfdistil and KerasHub only; the XLA LayerNorm path is for inference)")
         if min(self.batch_sizes + (self.train_batch_size,)) < 1 or min(self.rounds, self.repeats, self.train_rounds) < 1:
             raise ValueError("batch sizes, rounds and repeats must be >= 1")
         for pair in self.torch_skip:
@@ -150,9 +160,25 @@ def classifier_head_flops(config, architecture, batch_size, num_classes=2):
     return pre + 2 * batch_size * h * num_classes
 
 
-def training_flops(config, architecture, batch_size, sequence_length, num_classes=2):
-    """3x the classifier's forward pass: the backward pass is two products per forward product."""
+def first_token_savings(config, batch_size, sequence_length):
+    """Matmul FLOPs a [CLS] classifier's last block does not compute when it computes the first
+    position only (tfdistil's `TextClassifier`, `Backbone.first_token_model`): of the last
+    layer's t*(8h^2 + 4hi) + 4*batch*seq^2*h it keeps the key and value projections of every
+    token, 4*t*h^2, and for one position per sequence the query and output projections, the
+    feed-forward and its attention, batch*(4h^2 + 4hi + 4*seq*h)."""
+    h, i = config["hidden_dim"], config["intermediate_dim"]
+    tokens = batch_size * sequence_length
+    last_layer = tokens * (8 * h * h + 4 * h * i) + 4 * batch_size * sequence_length ** 2 * h
+    kept = 4 * tokens * h * h + batch_size * (4 * h * h + 4 * h * i + 4 * sequence_length * h)
+    return last_layer - kept
+
+
+def training_flops(config, architecture, batch_size, sequence_length, num_classes=2, first_token=False):
+    """3x the classifier's forward pass: the backward pass is two products per forward product.
+    `first_token`: what a classifier whose last block computes [CLS] only does compute."""
     forward = forward_flops(config, architecture, batch_size, sequence_length)
+    if first_token:
+        forward -= first_token_savings(config, batch_size, sequence_length)
     return 3 * (forward + classifier_head_flops(config, architecture, batch_size, num_classes))
 
 
@@ -328,12 +354,25 @@ def pick_torch_threads(model, inputs, autocast=False):
     return min(seconds, key=seconds.get), seconds
 
 
-def train_step(model, inputs, labels, jit_compile):
-    """A no-argument callable: one `train_on_batch` (the step `fit` runs) with AdamW and
+def adamw(library):
+    """AdamW at learning rate 1e-5 with Keras' other defaults (weight decay 0.004 on every
+    weight): tfdistil's own (`tfdistil.training.AdamW`, the same update in one fused kernel per
+    variable) for the tfdistil rows, Keras' for KerasHub and `tfdistil_keras_adamw`."""
+    import keras
+
+    if library.startswith("tfdistil") and library != "tfdistil_keras_adamw":
+        from tfdistil.training import AdamW
+
+        return AdamW(learning_rate=1e-5, exclude_from_weight_decay_names=())
+    return keras.optimizers.AdamW(learning_rate=1e-5)
+
+
+def train_step(model, inputs, labels, jit_compile, optimizer):
+    """A no-argument callable: one `train_on_batch` (the step `fit` runs) with `optimizer` and
     sparse cross-entropy on logits."""
     import keras
 
-    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-5),
+    model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"], jit_compile=jit_compile)
     x = keras_inputs(model, inputs)
@@ -511,20 +550,24 @@ def run_training(options, peaks, log=_log):
         for policy in options.policies:
             fns, params = {}, {}
             for lib in options.train_libraries:
-                model = build_classifier(lib.removesuffix("_xla"), preset, policy)
+                model = build_classifier(lib.removesuffix("_xla").removesuffix("_keras_adamw"), preset, policy)
                 params[lib] = int(model.count_params())
-                fns[lib] = train_step(model, inputs, labels, lib.endswith("_xla"))
+                fns[lib] = train_step(model, inputs, labels, lib.endswith("_xla"), adamw(lib))
             log(f"training {preset} {policy} seq {seq} batch {batch}: {', '.join(fns)} + matmul peaks")
             timings = time_interleaved(_with_peaks(dict(fns), peaks), options.train_rounds, 1, options.warmup)
             group_peak = _group_peaks(timings, peaks)
             flops = training_flops(config, architecture, batch, seq)
             for lib in fns:
                 t = timings[lib]
+                # MFU divides what the row computed: tfdistil's classifier skips most of the
+                # last block (`first_token_savings`); `flops` is the model's, the same for all.
+                computed = training_flops(config, architecture, batch, seq, first_token=lib.startswith("tfdistil"))
                 rows.append(dict(
                     model=preset, policy=policy, sequence_length=seq, batch_size=batch, library=lib,
                     parameters=params[lib], seconds=t["seconds"], cpu_seconds=t["cpu_seconds"],
                     round_seconds=t["rounds"], examples_per_s=batch / t["seconds"], flops=flops,
-                    flops_per_s=flops / t["seconds"], peak_flops_per_s=group_peak,
+                    flops_per_s=flops / t["seconds"], flops_computed=computed,
+                    flops_computed_per_s=computed / t["seconds"], peak_flops_per_s=group_peak,
                 ))
             del fns
             _free()
@@ -532,16 +575,18 @@ def run_training(options, peaks, log=_log):
 
 
 def run_bucketing(limit, data_dir=None, log=_log):
-    """One SST-2 epoch bucketed vs padded to 128, by `benchmarks/bench_bucketing.py` in a child
-    process (its own script, so it runs exactly as documented). Returns its JSON, or a reason."""
+    """One SST-2 epoch (the first `limit` sentences; None: all 67,349) bucketed vs padded to 128, by
+    `benchmarks/bench_bucketing.py` in a child process (its own script, so it runs exactly as
+    documented), without that script's opt-in skip_padding epochs. Returns its JSON, or a reason."""
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_bucketing.py"
-    if limit <= 0:
+    if limit is not None and limit <= 0:
         return {"skipped": "bucketing_limit is 0"}
     if not script.is_file():
         return {"skipped": f"{script.name} not found next to the package (not a source checkout)"}
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "bucketing.json")
-        cmd = [sys.executable, str(script), "--limit", str(limit), "--output", out]
+        limit_args = [] if limit is None else ["--limit", str(limit)]
+        cmd = [sys.executable, str(script), *limit_args, "--no-skip-padding-epochs", "--output", out]
         if data_dir:
             cmd += ["--data-dir", data_dir]
         log(f"bucketing: {' '.join(cmd[1:])}")
@@ -551,7 +596,7 @@ def run_bucketing(limit, data_dir=None, log=_log):
             return {"skipped": f"bench_bucketing.py failed: {tail[0]}"}
         with open(out, encoding="utf-8") as f:
             result = json.load(f)
-    result["command"] = f"python benchmarks/bench_bucketing.py --limit {limit}"
+    result["command"] = " ".join(["python benchmarks/bench_bucketing.py", *limit_args, "--no-skip-padding-epochs"])
     return result
 
 
@@ -653,8 +698,9 @@ def add_ratios_and_mfu(inference, training):
                 row[key] = other["seconds"] / row["seconds"] if other else None
                 row[key + "_cpu"] = other["cpu_seconds"] / row["cpu_seconds"] if other else None
             dtype = "float32" if row["policy"] == "float32" else "bfloat16"
-            row["mfu"] = row["flops_per_s"] / row["peak_flops_per_s"][dtype]
-            row["mfu_of_float32_peak"] = row["flops_per_s"] / row["peak_flops_per_s"]["float32"]
+            flops_per_s = row.get("flops_computed_per_s", row["flops_per_s"])
+            row["mfu"] = flops_per_s / row["peak_flops_per_s"][dtype]
+            row["mfu_of_float32_peak"] = flops_per_s / row["peak_flops_per_s"]["float32"]
 
 
 def student_teacher(inference, library="tfdistil"):
@@ -795,12 +841,12 @@ def inference_table(rows, libraries):
 def training_table(rows):
     lines = [dict(model=r["model"], policy=r["policy"], shape=f"{r['batch_size']} x {r['sequence_length']}",
                   library=LIBRARY_TITLES[r["library"]], step=_ms(r["seconds"]), examples=f"{r['examples_per_s']:.2f}",
-                  tflops=f"{r['flops_per_s'] / 1e12:.3f}", mfu=f"{r['mfu']:.0%}",
+                  tflops=f"{r.get('flops_computed_per_s', r['flops_per_s']) / 1e12:.3f}", mfu=f"{r['mfu']:.0%}",
                   mfu32=f"{r['mfu_of_float32_peak']:.0%}", vs_kh=_x(r.get("vs_keras_hub")),
                   vs_kh_cpu=_x(r.get("vs_keras_hub_cpu"))) for r in rows]
     columns = [("model", "model", "{}"), ("policy", "policy", "{}"), ("shape", "batch x seq", "{}"),
                ("library", "library", "{}"), ("step", "step (ms)", "{}"), ("examples", "examples/s", "{}"),
-               ("tflops", "TFLOP/s", "{}"), ("mfu", "MFU (own dtype peak)", "{}"),
+               ("tflops", "TFLOP/s computed", "{}"), ("mfu", "MFU (own dtype peak)", "{}"),
                ("mfu32", "MFU (float32 peak)", "{}"), ("vs_kh", "vs KerasHub", "{}"),
                ("vs_kh_cpu", "same, CPU time", "{}")]
     return markdown_table(lines, columns)
@@ -896,7 +942,9 @@ def render_markdown(result):
         "",
     ]
     if result["training"]:
-        lines += ["**Training step** (`train_on_batch` of a 2-class classifier, AdamW):", "",
+        lines += ["**Training step** (`train_on_batch` of a 2-class classifier; AdamW, tfdistil's own for the tfdistil "
+                  "rows, Keras' for KerasHub and \"tfdistil, Keras AdamW\"; tfdistil's classifier computes only [CLS] "
+                  "in its last block, so its TFLOP/s and MFU count the FLOPs it computes):", "",
                   training_table(result["training"]), ""]
     if result["student_teacher"]:
         lines += ["**Student / teacher** (tfdistil `distilbert_base` against `bert_base`):", "",
