@@ -64,6 +64,13 @@ POLICIES = ("float32", "mixed_bfloat16")
 TARGET_SHAPE = dict(model="bert_base", sequence_length=128, batch_size=8)
 TRAIN_TARGET_SHAPE = dict(model="bert_base", sequence_length=128, batch_size=16)
 COMMAND = "python benchmarks/bench_peers.py"
+# oneDNN, under TensorFlow's (and PyTorch's) CPU kernels, keeps its compiled kernels in a
+# per-process LRU cache of 1,024 by default. The SST-2 dev batches, each padded to its longest
+# sentence, bring ~30 new shapes per batch size for three models; cycling through more kernels
+# than the cache holds recompiles every one on every call (measured, bert_base float32 batch 8:
+# 10.8 s instead of 3.6 s, every library alike). Raised for the benchmark's process unless set;
+# read by oneDNN when its cache is first used, so it is set on import, before any model runs.
+ONEDNN_CACHE_CAPACITY = os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8192")
 
 
 @dataclasses.dataclass
@@ -797,6 +804,7 @@ def machine_info():
     except ImportError:
         pass
     info["tf_intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    info["onednn_primitive_cache_capacity"] = os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
     return info, versions
 
 
@@ -968,7 +976,11 @@ def render_markdown(result):
         lines += [f"**Inference on SST-2 dev batches** (not an issue target; {o['real_model']}, one pass over the first "
                   f"sentences of SST-2 dev, each batch padded to its longest sentence, vocabulary: "
                   f"{real['vocabulary']}): tfdistil skips the padding of inference calls by default "
-                  "(`TransformerEncoderBlock`); the middle column traces it with `skip_padding(False)`.", "",
+                  "(`TransformerEncoderBlock`); the middle column traces it with `skip_padding(False)`. These "
+                  "batches bring many shapes: the run holds up to "
+                  f"{m.get('onednn_primitive_cache_capacity') or 'the default 1,024'} compiled oneDNN kernels "
+                  "(`ONEDNN_PRIMITIVE_CACHE_CAPACITY`; with the default 1,024 they cycled out of the cache and "
+                  "every library ran ~3x slower).", "",
                   real_batches_table(real["rows"]), ""]
     elif real:
         lines += [f"**Inference on SST-2 dev batches**: {real.get('skipped', 'not run')}.", ""]
