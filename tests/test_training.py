@@ -263,9 +263,8 @@ def test_gradients_clipped_to_global_norm(clipnorm):
 
 
 def adamw_by_hand(weights, grads_per_step, lr, wd, decayed, amsgrad=False, beta_1=0.9, beta_2=ADAM_BETA_2,
-                  eps=BERT_EPSILON, squares_per_step=None):
-    """Decoupled weight decay (w -= lr wd w, on `decayed` names) then Adam, in float64, step after step.
-    `squares_per_step[t][name]`, when given, replaces g*g in the second moment."""
+                  eps=BERT_EPSILON):
+    """Decoupled weight decay (w -= lr wd w, on `decayed` names) then Adam, in float64, step after step."""
     w = {k: np.asarray(v, np.float64).copy() for k, v in weights.items()}
     m = {k: np.zeros_like(v) for k, v in w.items()}
     v = {k: np.zeros_like(x) for k, x in w.items()}
@@ -276,8 +275,7 @@ def adamw_by_hand(weights, grads_per_step, lr, wd, decayed, amsgrad=False, beta_
             if k in decayed:
                 w[k] -= lr * wd * w[k]
             m[k] = beta_1 * m[k] + (1 - beta_1) * g
-            square = squares_per_step[t - 1].get(k, g * g) if squares_per_step else g * g
-            v[k] = beta_2 * v[k] + (1 - beta_2) * square
+            v[k] = beta_2 * v[k] + (1 - beta_2) * g * g
             v_hat[k] = np.maximum(v_hat[k], v[k])
             alpha = lr * math.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t)
             w[k] -= alpha * m[k] / (np.sqrt(v_hat[k] if amsgrad else v[k]) + eps)
@@ -286,9 +284,8 @@ def adamw_by_hand(weights, grads_per_step, lr, wd, decayed, amsgrad=False, beta_
 
 @pytest.mark.parametrize("amsgrad", [False, True])
 def test_adamw_matches_adamw_by_hand_with_dense_and_sparse_gradients(amsgrad):
-    """tfdistil's AdamW (one fused kernel per dense gradient; Keras' path for amsgrad and sparse
-    gradients) against the formula, three steps with an embedding's sparse (IndexedSlices)
-    gradient among them, whose second moment is Keras' (each slice squared, then summed)."""
+    """tfdistil's AdamW (one fused kernel per variable; Keras' path for amsgrad) against the
+    formula, three steps with an embedding's sparse (IndexedSlices) gradient among them."""
     r = np.random.default_rng(7)
     init = {"kernel": r.normal(size=(3, 4)), "bias": r.normal(size=(4,)), "embeddings": r.normal(size=(5, 2))}
     variables = {k: keras.Variable(v.astype("float32"), name=k) for k, v in init.items()}
@@ -296,20 +293,19 @@ def test_adamw_matches_adamw_by_hand_with_dense_and_sparse_gradients(amsgrad):
     for _ in range(3):
         rows = np.array([0, 3, 3])  # a repeated row: its slices add up
         values = r.normal(size=(3, 2))
-        dense_embedding, squares = np.zeros((5, 2)), np.zeros((5, 2))
+        dense_embedding = np.zeros((5, 2))
         np.add.at(dense_embedding, rows, values)
-        np.add.at(squares, rows, values ** 2)
         steps.append(({"kernel": r.normal(size=(3, 4)), "bias": r.normal(size=(4,)),
-                       "embeddings": dense_embedding}, rows, values, {"embeddings": squares}))
+                       "embeddings": dense_embedding}, rows, values))
     lr, wd = 0.05, 0.1
     optimizer = AdamW(learning_rate=lr, weight_decay=wd, epsilon=BERT_EPSILON, amsgrad=amsgrad)
     order = list(variables)
-    for grads, rows, values, _ in steps:
+    for grads, rows, values in steps:
         tf_grads = [tf.constant(grads["kernel"], tf.float32), tf.constant(grads["bias"], tf.float32),
                     tf.IndexedSlices(tf.constant(values, tf.float32), tf.constant(rows), tf.constant([5, 2]))]
         optimizer.apply(tf_grads, [variables[k] for k in order])
-    expected = adamw_by_hand(init, [g for g, _, _, _ in steps], lr, wd, decayed={"kernel", "embeddings"},
-                             amsgrad=amsgrad, squares_per_step=[sq for _, _, _, sq in steps])
+    expected = adamw_by_hand(init, [g for g, _, _ in steps], lr, wd, decayed={"kernel", "embeddings"},
+                             amsgrad=amsgrad)
     for k in order:
         np.testing.assert_allclose(variables[k].numpy(), expected[k], rtol=2e-5, atol=2e-6, err_msg=k)
         assert np.abs(variables[k].numpy() - init[k]).max() > 0.05  # three steps of ~lr each moved it
