@@ -76,7 +76,9 @@ class AdamW(keras.optimizers.AdamW):
         # A sparse (embedding) gradient made dense first: Keras' own update squares each slice
         # of an IndexedSlices, so a token seen twice in a batch got g1^2 + g2^2 in place of
         # (g1 + g2)^2 in the second moment (measured: Adam steps of -0.283 vs -0.200 for one
-        # row with two slices of 1.0, after two steps at lr 0.1). Dense, it is Adam's formula.
+        # row with two slices of 1.0, after two steps at lr 0.1). Dense, it is Adam's formula, and
+        # what Keras' update gets anyway under global-norm clipping (`make_optimizer`'s default
+        # hands the optimizer dense gradients), so the result no longer depends on clipping.
         gradient = tf.convert_to_tensor(gradient)
         if self.amsgrad:
             return super().update_step(gradient, variable, learning_rate)
