@@ -70,7 +70,7 @@ COMMAND = "python benchmarks/bench_peers.py"
 # than the cache holds recompiles every one on every call (measured, bert_base float32 batch 8:
 # 10.8 s instead of 3.6 s, every library alike). Raised for the benchmark's process unless set;
 # read by oneDNN when its cache is first used, so it is set on import, before any model runs.
-ONEDNN_CACHE_CAPACITY = os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8192")
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8192")
 
 
 @dataclasses.dataclass

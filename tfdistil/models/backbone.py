@@ -82,20 +82,25 @@ class Backbone(keras.Model):
     def transformer_layers(self):
         return [self.get_layer(f"transformer_layer_{i}") for i in range(self.num_layers)]
 
-    def _encode(self, inputs, layers):
+    def _encode(self, inputs, layers, first_token=False):
         """Run every layer once; returns outputs, all hidden states and attention probabilities.
 
-        Each block is called exactly once, with `return_attention_scores=True`: a Keras
-        functional layer must keep one output structure for all its calls, and the
-        probabilities are computed anyway. `intermediate_model` exposes them.
+        Each block is called with `return_attention_scores=True`: a Keras functional layer
+        keeps one output structure for its calls, and the probabilities are computed anyway.
+        `intermediate_model` exposes them. With `first_token`, the last block computes the
+        first ([CLS]) position only (`first_token_model`) and gives no attention scores.
         """
         padding_mask = inputs["padding_mask"]
         x = self._embed(inputs, layers)
         hidden_states, attention_scores = [x], []
         for i in range(self.num_layers):
-            x, scores = layers[f"transformer_layer_{i}"](x, padding_mask=padding_mask, return_attention_scores=True)
+            block = layers[f"transformer_layer_{i}"]
+            if first_token and i == self.num_layers - 1:
+                x = block(x, padding_mask=padding_mask, first_token_only=True)
+            else:
+                x, scores = block(x, padding_mask=padding_mask, return_attention_scores=True)
+                attention_scores.append(scores)
             hidden_states.append(x)
-            attention_scores.append(scores)
         outputs = {"sequence_output": x}
         if "pooler" in layers:
             outputs["pooled_output"] = layers["pooler"](x)
@@ -138,16 +143,7 @@ class Backbone(keras.Model):
         if "first_token" not in self._intermediate_models:
             # The backbone's own inputs: no new InputLayers for saving to meet.
             inputs = self._graph_tensors[0]
-            layers = {layer.name: layer for layer in self.layers}
-            padding_mask = inputs["padding_mask"]
-            x = self._embed(inputs, layers)
-            for i in range(self.num_layers):
-                x = layers[f"transformer_layer_{i}"](
-                    x, padding_mask=padding_mask, first_token_only=i == self.num_layers - 1
-                )
-            outputs = {"sequence_output": x}
-            if "pooler" in layers:
-                outputs["pooled_output"] = layers["pooler"](x)
+            outputs, _ = self._encode(inputs, {layer.name: layer for layer in self.layers}, first_token=True)
             self._intermediate_models["first_token"] = InputSelectingModel(
                 inputs, outputs, self.max_sequence_length, name=f"{self.name}_first_token"
             )
