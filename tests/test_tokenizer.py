@@ -1,4 +1,5 @@
 """tfdistil.text: WordPiece tokenizer parity with Hugging Face, packing, saving, vocab learning."""
+import json
 import unicodedata
 
 import keras
@@ -396,6 +397,27 @@ def test_tiny_pad_to_longest_in_batch():
     np.testing.assert_array_equal(pair["segment_ids"], [[0, 0, 0, 1, 1]])
 
 
+def test_tiny_pad_to_multiple_of():
+    tokenizer = tiny(sequence_length=8, pad_to_sequence_length=False, pad_to_multiple_of=3)
+    outputs = tokenizer(tf.constant(["the cat", "a"]))  # longest 4 -> 6
+    np.testing.assert_array_equal(outputs["token_ids"], [[2, 5, 6, 3, 0, 0], [2, 10, 3, 0, 0, 0]])
+    np.testing.assert_array_equal(outputs["padding_mask"], [[1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]])
+    np.testing.assert_array_equal(outputs["segment_ids"], np.zeros((2, 6)))
+    assert tokenizer(tf.constant(["a"]))["token_ids"].shape == (1, 3)  # already a multiple
+    # Rounding never passes sequence_length: 7 pieces + 2 = 9 -> truncated to 8, not 9.
+    assert tokenizer(tf.constant(["the cat sat on the mat . !"]))["token_ids"].shape == (1, 8)
+    assert tokenizer(tf.constant(["the cat sat on"]))["token_ids"].shape == (1, 6)
+    # Ignored when every batch is padded to sequence_length anyway.
+    fixed = tiny(sequence_length=8, pad_to_multiple_of=3)
+    assert fixed(tf.constant(["a"]))["token_ids"].shape == (1, 8)
+    # In a traced function too (the width is computed in the graph).
+    traced = tf.function(lambda t: tokenizer(t)["token_ids"], input_signature=[tf.TensorSpec([None], tf.string)])
+    assert traced(tf.constant(["the cat sat"])).shape == (1, 6)
+    for bad in (0, -8, 2.5, True, "8"):
+        with pytest.raises(ValueError, match="pad_to_multiple_of"):
+            tiny(pad_to_multiple_of=bad)
+
+
 def test_tiny_empty_batch():
     for pad in (True, False):
         tokenizer = tiny(sequence_length=6, pad_to_sequence_length=pad)
@@ -481,11 +503,11 @@ def test_saved_model_round_trip(tmp_path, tokenizer, sst2_dev):
 
 
 def test_keras_serialization_round_trip(tmp_path):
-    original = tiny(sequence_length=10, lowercase=True, strip_accents=False, name="wp")
+    original = tiny(sequence_length=10, lowercase=True, strip_accents=False, pad_to_multiple_of=4, name="wp")
     config = original.get_config()
     for key, value in {
         "vocabulary": TINY_VOCAB, "lowercase": True, "strip_accents": False,
-        "sequence_length": 10, "pad_to_sequence_length": True, "cls_token": "[CLS]",
+        "sequence_length": 10, "pad_to_sequence_length": True, "pad_to_multiple_of": 4, "cls_token": "[CLS]",
         "sep_token": "[SEP]", "pad_token": "[PAD]", "unk_token": "[UNK]", "mask_token": "[MASK]",
     }.items():
         assert config[key] == value, key
@@ -567,3 +589,19 @@ def test_bad_inputs():
         tiny(sequence_length=2)
     with pytest.raises(ValueError, match="twice"):
         WordPieceTokenizer(TINY_VOCAB + ["cat"])
+
+
+def test_run_tokenizer_settings_round_trip(tmp_path):
+    from tfdistil.jobs.runs import load_run_tokenizer, save_run_tokenizer
+
+    save_run_tokenizer(tiny(sequence_length=12, pad_to_sequence_length=False, pad_to_multiple_of=4), tmp_path)
+    restored = load_run_tokenizer(tmp_path)
+    assert (restored.sequence_length, restored.pad_to_sequence_length, restored.pad_to_multiple_of) == (12, False, 4)
+    assert restored(tf.constant(["the cat"]))["token_ids"].shape == (1, 4)
+    assert restored(tf.constant(["the cat sat"]))["token_ids"].shape == (1, 8)
+    # tokenizer.json of a run written before the setting existed: off.
+    settings_path = tmp_path / "tokenizer.json"
+    settings = json.loads(settings_path.read_text(encoding="utf-8"))
+    del settings["pad_to_multiple_of"]
+    settings_path.write_text(json.dumps(settings), encoding="utf-8")
+    assert load_run_tokenizer(tmp_path).pad_to_multiple_of is None

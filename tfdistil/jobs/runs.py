@@ -18,7 +18,7 @@ LABEL_NAMES_FILE = "label_names.json"
 # What `--model` means when it is not given: the fine-tuned model, else the distilled student.
 DEFAULT_MODELS = ("model", "student_distilled")
 _TOKENIZER_SETTINGS = ("lowercase", "strip_accents", "sequence_length", "pad_to_sequence_length",
-                       "cls_token", "sep_token", "pad_token", "unk_token", "mask_token")
+                       "pad_to_multiple_of", "cls_token", "sep_token", "pad_token", "unk_token", "mask_token")
 
 
 class RunError(ValueError):

@@ -156,6 +156,11 @@ class WordPieceTokenizer(keras.layers.Layer):
         sequence_length: total length of the packed output, special tokens included.
         pad_to_sequence_length: pad every batch to `sequence_length`; if False, pad
             only to the longest packed sequence of the batch (per-batch padding).
+        pad_to_multiple_of: with per-batch padding, round the batch's width up to a
+            multiple of this (never past `sequence_length`), as Hugging Face tokenizers'
+            option of that name: a model then meets at most `sequence_length /
+            pad_to_multiple_of` widths instead of one per length, which bounds what compiles
+            per shape (XLA, `jit_compile`). `None`: off.
         cls_token, sep_token, pad_token, unk_token, mask_token: special token
             strings; each must be in the vocabulary.
         **kwargs: passed to `keras.layers.Layer` (`name`, `dtype`, ...).
@@ -167,7 +172,8 @@ class WordPieceTokenizer(keras.layers.Layer):
 
     Returns:
         A dict of int32 tensors of shape (batch, sequence_length) (or
-        (batch, longest) when `pad_to_sequence_length=False`): `token_ids`,
+        (batch, longest) when `pad_to_sequence_length=False`, longest rounded up to
+        `pad_to_multiple_of`): `token_ids`,
         `segment_ids` (0 for `[CLS] a [SEP]`, 1 for `b [SEP]`) and `padding_mask`
         (1 on real tokens, 0 on padding).
 
@@ -184,6 +190,7 @@ class WordPieceTokenizer(keras.layers.Layer):
         strip_accents=None,
         sequence_length=128,
         pad_to_sequence_length=True,
+        pad_to_multiple_of=None,
         cls_token="[CLS]",
         sep_token="[SEP]",
         pad_token="[PAD]",
@@ -218,11 +225,19 @@ class WordPieceTokenizer(keras.layers.Layer):
                 f"needs at least 3), got {sequence_length!r}."
             )
 
+        if pad_to_multiple_of is not None and (
+            not isinstance(pad_to_multiple_of, numbers.Integral)
+            or isinstance(pad_to_multiple_of, bool)
+            or pad_to_multiple_of < 1
+        ):
+            raise ValueError(f"`pad_to_multiple_of` must be a positive int or None, got {pad_to_multiple_of!r}.")
+
         self.vocabulary = vocabulary
         self.lowercase = bool(lowercase)
         self.strip_accents = None if strip_accents is None else bool(strip_accents)
         self.sequence_length = int(sequence_length)
         self.pad_to_sequence_length = bool(pad_to_sequence_length)
+        self.pad_to_multiple_of = None if pad_to_multiple_of is None else int(pad_to_multiple_of)
         self.cls_token = cls_token
         self.sep_token = sep_token
         self.pad_token = pad_token
@@ -422,6 +437,9 @@ class WordPieceTokenizer(keras.layers.Layer):
             width = length
         else:
             width = tf.maximum(tf.reduce_max(total), 0)
+            if self.pad_to_multiple_of is not None:
+                multiple = tf.constant(self.pad_to_multiple_of, width.dtype)
+                width = tf.minimum((width + multiple - 1) // multiple * multiple, length)
         sep_1 = tf.expand_dims(keep_first + 1, 1)  # (batch, 1)
         sep_2 = sep_1 + 1 + tf.expand_dims(keep_second, 1)  # (batch, 1)
         j = tf.range(width, dtype=tf.int64)[tf.newaxis, :] + tf.zeros_like(sep_1)  # (batch, width)
@@ -463,6 +481,7 @@ class WordPieceTokenizer(keras.layers.Layer):
                 "strip_accents": self.strip_accents,
                 "sequence_length": self.sequence_length,
                 "pad_to_sequence_length": self.pad_to_sequence_length,
+                "pad_to_multiple_of": self.pad_to_multiple_of,
                 "cls_token": self.cls_token,
                 "sep_token": self.sep_token,
                 "pad_token": self.pad_token,
