@@ -132,6 +132,11 @@ def split_words(text, lowercase=True, strip_accents=None):
     return tf_text.regex_split(text, _DELIMITER_PATTERN, _KEEP_DELIMITER_PATTERN)
 
 
+def _is_int_at_least(value, minimum):
+    """An int (not a bool) of at least `minimum`."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum
+
+
 @keras.saving.register_keras_serializable(package="tfdistil")
 class WordPieceTokenizer(keras.layers.Layer):
     """BERT WordPiece tokenizer and packer, as a Keras layer (Hugging Face parity).
@@ -215,21 +220,13 @@ class WordPieceTokenizer(keras.layers.Layer):
                 f"got {type(vocabulary).__name__}."
             )
         _check_vocabulary(vocabulary)
-        if (
-            not isinstance(sequence_length, numbers.Integral)
-            or isinstance(sequence_length, bool)
-            or sequence_length < 3
-        ):
+        if not _is_int_at_least(sequence_length, 3):
             raise ValueError(
                 "`sequence_length` must be an int >= 3 (room for [CLS] a [SEP] b [SEP] "
                 f"needs at least 3), got {sequence_length!r}."
             )
 
-        if pad_to_multiple_of is not None and (
-            not isinstance(pad_to_multiple_of, numbers.Integral)
-            or isinstance(pad_to_multiple_of, bool)
-            or pad_to_multiple_of < 1
-        ):
+        if pad_to_multiple_of is not None and not _is_int_at_least(pad_to_multiple_of, 1):
             raise ValueError(f"`pad_to_multiple_of` must be a positive int or None, got {pad_to_multiple_of!r}.")
 
         self.vocabulary = vocabulary
