@@ -68,7 +68,7 @@ def summarize(rows):
     return summary
 
 
-def train_teacher(seed, update, vocab, train, dev, config, run_dir):
+def train_teacher(seed, update, update_step, vocab, train, dev, config, run_dir):
     import keras
 
     from tfdistil import recipes
@@ -77,8 +77,8 @@ def train_teacher(seed, update, vocab, train, dev, config, run_dir):
     from tfdistil.text import WordPieceTokenizer
     from tfdistil.training import optimization
 
-    # Keras' update for every variable, or tfdistil's own (the class's, restored each time).
-    optimization.AdamW.update_step = UPDATES[update]
+    # `update_step`: Keras' update for every variable, or tfdistil's own (restored by `main`).
+    optimization.AdamW.update_step = update_step
     keras.utils.set_random_seed(seed)
     tokenizer = WordPieceTokenizer(vocab, sequence_length=config.sequence_length, pad_to_sequence_length=False)
     train_ds, dev_ds, epoch = train_and_dev_datasets(make_classification_dataset, train, dev, tokenizer,
@@ -95,9 +95,6 @@ def train_teacher(seed, update, vocab, train, dev, config, run_dir):
         "epochs": len(history["val_accuracy"]), "final_train_loss": float(history["loss"][-1]),
         "val_accuracy": [float(v) for v in history["val_accuracy"]], "seconds": time.time() - start,
     }
-
-
-UPDATES = {}
 
 
 def main(argv=None):
@@ -119,7 +116,7 @@ def main(argv=None):
         from tfdistil.text import learn_vocabulary
         from tfdistil.training import optimization, precision_scope
 
-        UPDATES.update(fused=optimization.AdamW.update_step, keras=keras.optimizers.AdamW.update_step)
+        updates = {"fused": optimization.AdamW.update_step, "keras": keras.optimizers.AdamW.update_step}
         config = DefaultRunConfig(verbose=0)
         train, dev = load_sentiment_dataset("train"), load_sentiment_dataset("dev")
         vocab = learn_vocabulary(train.texts, config.vocabulary_size, progress=False)
@@ -133,7 +130,7 @@ def main(argv=None):
                     for update in order:
                         if (seed, update) in done:
                             continue
-                        row = train_teacher(seed, update, vocab, train, dev, config,
+                        row = train_teacher(seed, update, updates[update], vocab, train, dev, config,
                                             os.path.join(tmp, f"{seed}_{update}"))
                         result["rows"].append(row)
                         result["summary"] = summarize(result["rows"])
@@ -142,7 +139,7 @@ def main(argv=None):
                         print(f"seed {seed:3d} {update:5s} dev accuracy {row['best_val_accuracy']:.3f} "
                               f"({row['epochs']} epochs, {row['seconds']:.0f} s)", flush=True)
         finally:
-            optimization.AdamW.update_step = UPDATES["fused"]
+            optimization.AdamW.update_step = updates["fused"]
     result["summary"] = summarize(result["rows"])
     with open(args.output, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
