@@ -11,7 +11,8 @@ Needs the bench extra:  pip install -e ".[bench]"
 
 Usage: python benchmarks/bench_peers.py [--quick] [--models bert_base,distilbert_base,bert_mini]
        [--seq 128,64] [--batch 1,8,32] [--policies float32,mixed_bfloat16] [--rounds 3]
-       [--libraries tfdistil,tfdistil_xla,tfdistil_xla_ln,keras_hub,torch] [--torch-skip bert_base:32] ...
+       [--libraries tfdistil,tfdistil_xla,tfdistil_xla_ln,tfdistil_cast,tfdistil_cast_xla_ln,keras_hub,torch]
+       [--torch-skip bert_base:32] ...
 """
 import argparse
 import dataclasses
@@ -42,8 +43,9 @@ def parse(argv=None):
     p.add_argument("--batch", type=_ints, help="batch sizes (default: 1,8,32)")
     p.add_argument("--policies", type=_names, help="float32,mixed_bfloat16 (default: both)")
     p.add_argument("--libraries", type=_names, help="inference rows among tfdistil,tfdistil_xla,tfdistil_xla_ln,"
-                   "keras_hub,keras_hub_xla,torch (default: tfdistil,tfdistil_xla,tfdistil_xla_ln,keras_hub,torch; "
-                   "tfdistil_xla_ln = the opt-in XLA LayerNorm path, timed under mixed_bfloat16 only)")
+                   "tfdistil_cast,tfdistil_cast_xla_ln,keras_hub,keras_hub_xla,torch (default: all but keras_hub_xla; "
+                   "tfdistil_xla_ln = the opt-in XLA LayerNorm path, tfdistil_cast = weights cast to bfloat16 once "
+                   "(tfdistil.layers.WeightCasts), timed under mixed_bfloat16 only)")
     p.add_argument("--torch-autocast", action="store_true", help="also time PyTorch under bfloat16 autocast for "
                    "mixed_bfloat16 (default: PyTorch in float32 only)")
     p.add_argument("--torch-skip", type=_names, help="model:batch pairs PyTorch is not timed at, e.g. bert_base:32")

@@ -139,7 +139,8 @@ def test_ratios_mfu_and_targets_from_rows():
     inference = [_row("tfdistil", 1.0, 2.0), _row("keras_hub", 1.25, 3.0), _row("torch", 4.0, 4.0),
                  _row("tfdistil", 0.5, 1.0, model="distilbert_base"),
                  _row("tfdistil", 0.4, 0.8, policy="mixed_bfloat16"), _row("keras_hub", 0.6, 1.2, policy="mixed_bfloat16"),
-                 _row("tfdistil_xla_ln", 0.5, 1.0, policy="mixed_bfloat16")]
+                 _row("tfdistil_xla_ln", 0.5, 1.0, policy="mixed_bfloat16"),
+                 _row("tfdistil_cast", 0.45, 1.0, policy="mixed_bfloat16")]
     # Each row's MFU is against the peak timed in its own rounds.
     training = [_row("tfdistil", 2.0, 2.0, batch=16, flops=2.6e12, peaks={"float32": 2e12, "bfloat16": 8e12}),
                 _row("keras_hub", 2.2, 2.0, batch=16, flops=2.6e12, peaks={"float32": 2e12, "bfloat16": 8e12})]
@@ -153,13 +154,18 @@ def test_ratios_mfu_and_targets_from_rows():
     speedups = peers.student_teacher(inference)
     assert [s["speedup"] for s in speedups] == [pytest.approx(2.0)]
     targets = {t["target"]: t for t in peers.evaluate_targets(inference, training, speedups, {"skipped": "x"})}
-    assert len(targets) == 13
+    assert len(targets) == 15
     f32_kh = targets["inference bert_base, seq 128, batch 8, float32: tfdistil / KerasHub"]
     assert (f32_kh["value"], f32_kh["met"], f32_kh["value_cpu_time"]) == (pytest.approx(1.25), False, pytest.approx(1.5))
     assert targets["inference bert_base, seq 128, batch 8, float32: tfdistil / PyTorch"]["met"] is True
     assert targets["inference bert_base, seq 128, batch 8, mixed_bfloat16: tfdistil / KerasHub"]["met"] is True
     xla_ln = targets["inference bert_base, seq 128, batch 8, mixed_bfloat16: tfdistil XLA LayerNorm / KerasHub"]
     assert (xla_ln["value"], xla_ln["met"]) == (pytest.approx(0.6 / 0.5), False) and "opt-in" in xla_ln["note"]
+    cast = targets["inference bert_base, seq 128, batch 8, mixed_bfloat16: tfdistil weights cast once / KerasHub"]
+    assert (cast["value"], cast["met"]) == (pytest.approx(0.6 / 0.45), True) and "SavedModel" in cast["note"]
+    both = targets["inference bert_base, seq 128, batch 8, mixed_bfloat16: "
+                   "tfdistil weights cast once + XLA LayerNorm / KerasHub"]
+    assert (both["value"], both["met"], both["note"]) == (None, None, "not measured")
     mfu = targets["training step bert_base classifier, seq 128, batch 16, float32: MFU of the float32 matmul peak"]
     assert mfu["value"] == pytest.approx(0.65) and mfu["met"] is True
     assert targets["inference seq 128, batch 8, float32: distilbert_base / bert_base speed-up"]["met"] is True
@@ -211,7 +217,7 @@ def test_quick_run_writes_the_json_and_markdown(tmp_path, capsys):
         computed = peers.training_flops(config, "bert", 2, 16, first_token=lib != "keras_hub")
         assert row["flops_computed"] == computed and (computed < row["flops"]) == (lib != "keras_hub")
         assert row["mfu"] == pytest.approx(computed / row["seconds"] / row["peak_flops_per_s"]["float32"])
-    assert len(result["targets"]) == 13 and all(t["met"] is None for t in result["targets"])
+    assert len(result["targets"]) == 15 and all(t["met"] is None for t in result["targets"])
     # Padded-batch rows: two batches of 4 padded to 6 and to 4 tokens; 18 + 14 real of 24 + 16.
     real = {r["library"]: r for r in result["real_batches"]["rows"]}
     assert sorted(real) == ["keras_hub", "tfdistil", "tfdistil_padded"]

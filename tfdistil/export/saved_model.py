@@ -13,6 +13,11 @@ The version is written to a temporary folder beside `path` and moved into place
 with one `os.rename`, so TF Serving never sees a half-written version and a failed
 export leaves nothing behind.
 
+A model under a mixed policy (`mixed_bfloat16`, `mixed_float16`) is saved with its projection
+kernels and biases in the compute dtype (`tfdistil.layers.WeightCasts`): the values every call
+would cast them to, so the outputs are the same, the variables take half the space, and no
+request pays for casting them. The model card says so.
+
 The graph uses only TensorFlow and tensorflow-text ops (no `PyFunc`): TF Serving,
 which links tensorflow-text, serves it as is; a Python client must
 `import tensorflow_text` before `tf.saved_model.load`.
@@ -90,6 +95,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from tfdistil.layers.layer_norm import xla_layer_norm
+from tfdistil.layers.weight_casts import WeightCasts
 from tfdistil.models.tasks import SpanQA, Task, TextClassifier, TokenClassifier
 from tfdistil.text.wordpiece import WordPieceTokenizer
 
@@ -167,6 +173,7 @@ def export_saved_model(
     pair=False,
     max_answer_length=DEFAULT_MAX_ANSWER_LENGTH,
     allow_untrained=False,
+    cast_weights=True,
 ):
     """Export a task model and its tokenizer as one TF Serving model version.
 
@@ -187,6 +194,9 @@ def export_saved_model(
         allow_untrained: export a model whose biases and LayerNorm parameters are all
             still at their initial values (zeros and ones): one that was never trained
             nor loaded from a checkpoint. Refused by default: serving it is a mistake.
+        cast_weights: under a mixed policy, store the projection kernels and biases in the
+            compute dtype (module docstring); False stores them in float32, as the model holds
+            them (the outputs are the same either way).
 
     Returns:
         The version folder, as a `Path`.
@@ -232,16 +242,16 @@ def export_saved_model(
     root = Path(path)
     version = _choose_version(root, version)
 
-    module = _ServingModule(model, tokenizer, task, label_names, pair, max_answer_length)
+    module = _ServingModule(model, tokenizer, task, label_names, pair, max_answer_length, cast_weights)
     created = _missing_ancestors(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-v{version}-", dir=root.parent))
     try:
         # Traced without the XLA LayerNorm path: TF Serving and TFLite need not have XLA.
-        with xla_layer_norm(False):
+        with xla_layer_norm(False), module.weight_casts:
             tf.saved_model.save(module, str(staging), signatures=module.signatures())
         _write_warmup(staging, module.warmup_inputs())
-        _write_model_card(staging, model, tokenizer, task, label_names, version, model_card, pair)
+        _write_model_card(staging, model, tokenizer, task, label_names, version, model_card, pair, module.weight_casts)
         root.mkdir(exist_ok=True)
         final = root / str(version)
         if final.exists():  # another export took this version meanwhile
@@ -360,7 +370,7 @@ class _Unwrapped:
 class _ServingModule(tf.Module):
     """The model, the tokenizer and the label names, with one tf.function per signature."""
 
-    def __init__(self, model, tokenizer, task, label_names, pair, max_answer_length):
+    def __init__(self, model, tokenizer, task, label_names, pair, max_answer_length, cast_weights):
         super().__init__(name="tfdistil_serving")
         # The model is kept out of tf.Module's tracking, its variables are tracked as a
         # list instead (as keras.export.ExportArchive does). Saved through the Keras model
@@ -368,7 +378,13 @@ class _ServingModule(tf.Module):
         # (TF Serving, `saved_model_cli run`) restore the copy the functions do not read:
         # "Could not find variable ...".
         self._unwrapped = _Unwrapped(model, tokenizer)
-        self.model_variables = [_tf_variable(v) for v in model.variables]
+        # Under a mixed policy the projections' compute-dtype copies stand in for their float32
+        # originals (which the traced functions then do not read).
+        casts = WeightCasts(model, enabled=cast_weights)
+        self._unwrapped.weight_casts = casts
+        self.model_variables = [
+            _tf_variable(v) if casts.copy_of(v) is None else casts.copy_of(v) for v in model.variables
+        ]
         self._task = task
         self._pair = pair
         self._max_answer_length = max_answer_length
@@ -381,6 +397,10 @@ class _ServingModule(tf.Module):
     @property
     def tokenizer(self):
         return self._unwrapped.tokenizer
+
+    @property
+    def weight_casts(self):
+        return self._unwrapped.weight_casts
 
     def _labels(self):
         return tf.constant(self._label_names, tf.string)
@@ -616,7 +636,7 @@ def _write_warmup(folder, inputs):
         writer.write(prediction_log(inputs))
 
 
-def _write_model_card(folder, model, tokenizer, task, label_names, version, model_card, pair):
+def _write_model_card(folder, model, tokenizer, task, label_names, version, model_card, pair, weight_casts):
     backbone = model.backbone
     config = backbone.get_config()
     sizes = {
@@ -635,6 +655,9 @@ def _write_model_card(folder, model, tokenizer, task, label_names, version, mode
         f"- Parameters: {model.count_params():,}",
         f"- Exported: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}"
         f" with TensorFlow {tf.__version__}, Keras {keras.__version__}",
+        f"- Dtype policy: {model.dtype_policy.name}"
+        + (f"; the {len(weight_casts)} projection kernels and biases are stored in "
+           f"{weight_casts.variables[0].dtype.name}, the dtype every call computes them in" if len(weight_casts) else ""),
         "",
         "## Sizes",
         "",

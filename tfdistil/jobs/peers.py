@@ -49,16 +49,23 @@ from tfdistil.evaluation import median_seconds
 from tfdistil.models.presets import PRESET_ARCHITECTURE, preset_config
 from tfdistil.report import markdown_table
 
-LIBRARIES = ("tfdistil", "tfdistil_xla", "tfdistil_xla_ln", "keras_hub", "keras_hub_xla", "torch")
+LIBRARIES = ("tfdistil", "tfdistil_xla", "tfdistil_xla_ln", "tfdistil_cast", "tfdistil_cast_xla_ln", "keras_hub",
+             "keras_hub_xla", "torch")
 # Training rows: tfdistil steps with its own AdamW (`tfdistil.training.AdamW`, one fused kernel per
 # variable), KerasHub with Keras' `keras.optimizers.AdamW`, as each library's users would;
 # tfdistil_keras_adamw is tfdistil's model with Keras' optimizer, to show the two apart.
 TRAIN_LIBRARIES = ("tfdistil", "tfdistil_keras_adamw", "tfdistil_xla", "keras_hub", "keras_hub_xla")
 LIBRARY_TITLES = {"tfdistil": "tfdistil", "tfdistil_xla": "tfdistil XLA", "tfdistil_xla_ln": "tfdistil XLA LayerNorm",
+                  "tfdistil_cast": "tfdistil weights cast once",
+                  "tfdistil_cast_xla_ln": "tfdistil weights cast once + XLA LayerNorm",
                   "tfdistil_keras_adamw": "tfdistil, Keras AdamW",
                   "keras_hub": "KerasHub", "keras_hub_xla": "KerasHub XLA", "torch": "PyTorch"}
 # tfdistil_xla_ln: the opt-in `tfdistil.layers.xla_layer_norm()` path, which only changes
 # bfloat16/float16 inference; under float32 it is the plain tfdistil row and is not timed.
+# tfdistil_cast: the projection weights cast to bfloat16 once (`tfdistil.layers.WeightCasts`, what
+# an exported SavedModel of a mixed-policy model stores) instead of at every call; same outputs bit
+# for bit; under float32 there is nothing to cast and it is not timed. tfdistil_cast_xla_ln: both.
+MIXED_ONLY = ("tfdistil_xla_ln", "tfdistil_cast", "tfdistil_cast_xla_ln")
 POLICIES = ("float32", "mixed_bfloat16")
 # The issue's headline shapes: where each target is read.
 TARGET_SHAPE = dict(model="bert_base", sequence_length=128, batch_size=8)
@@ -82,7 +89,8 @@ class PeerOptions:
     sequence_lengths: tuple = (128, 64)
     batch_sizes: tuple = (1, 8, 32)
     policies: tuple = POLICIES
-    libraries: tuple = ("tfdistil", "tfdistil_xla", "tfdistil_xla_ln", "keras_hub", "torch")
+    libraries: tuple = ("tfdistil", "tfdistil_xla", "tfdistil_xla_ln", "tfdistil_cast", "tfdistil_cast_xla_ln",
+                        "keras_hub", "torch")
     torch_autocast: bool = False
     torch_skip: tuple = ()
     rounds: int = 3
@@ -294,17 +302,19 @@ def keras_inputs(model, inputs):
     return {name: tf.constant(inputs[name]) for name in model.input}
 
 
-def keras_forward(model, inputs, jit_compile, xla_layer_norm=False):
+def keras_forward(model, inputs, jit_compile, xla_layer_norm=False, weight_casts=None):
     """A no-argument callable: one inference call of a Keras model (tf.function, optionally
-    XLA, or with tfdistil's XLA LayerNorm path, traced here), its outputs brought to numpy so the
-    timing includes the whole computation."""
+    XLA, or with tfdistil's XLA LayerNorm path, or reading a `tfdistil.layers.WeightCasts`'
+    copies, traced here), its outputs brought to numpy so the timing includes the whole computation."""
+    import contextlib
+
     import tensorflow as tf
 
     from tfdistil.layers import layer_norm
 
     x = keras_inputs(model, inputs)
     fn = tf.function(lambda feed: model(feed, training=False), jit_compile=jit_compile)
-    with layer_norm.xla_layer_norm(xla_layer_norm):
+    with layer_norm.xla_layer_norm(xla_layer_norm), weight_casts or contextlib.nullcontext():
         fn.get_concrete_function(x)
     return lambda: tf.nest.map_structure(np.asarray, fn(x))
 
@@ -491,12 +501,16 @@ def run_inference(options, peaks, log=_log):
             torch_models[preset] = build_torch(preset)
             parameters.setdefault(preset, {})["torch"] = torch_parameter_count(torch_models[preset])
     for policy in options.policies:
-        models = {}
+        models, weight_casts = {}, {}
         for preset in options.models:
             counts = parameters.setdefault(preset, {})
-            if {"tfdistil", "tfdistil_xla", "tfdistil_xla_ln"} & set(options.libraries):
+            if {lib for lib in LIBRARIES if lib.startswith("tfdistil")} & set(options.libraries):
                 models[preset, "tfdistil"] = build_tfdistil(preset, policy)
                 counts["tfdistil"] = int(models[preset, "tfdistil"].count_params())
+                if policy != "float32" and {"tfdistil_cast", "tfdistil_cast_xla_ln"} & set(options.libraries):
+                    from tfdistil.layers import WeightCasts
+
+                    weight_casts[preset] = WeightCasts(models[preset, "tfdistil"])
             if {"keras_hub", "keras_hub_xla"} & set(options.libraries):
                 models[preset, "keras_hub"] = build_keras_hub(preset, policy)
                 counts["keras_hub"] = int(models[preset, "keras_hub"].count_params())
@@ -513,9 +527,11 @@ def run_inference(options, peaks, log=_log):
                             autocast = policy != "float32"
                             threads[name] = pick_torch_threads(torch_models[preset], inputs, autocast)
                             fns[name] = torch_forward(torch_models[preset], inputs, autocast, threads[name][0])
-                        elif lib == "tfdistil_xla_ln":
+                        elif lib in MIXED_ONLY:
                             if policy != "float32":
-                                fns[name] = keras_forward(models[preset, "tfdistil"], inputs, False, xla_layer_norm=True)
+                                fns[name] = keras_forward(models[preset, "tfdistil"], inputs, False,
+                                                          xla_layer_norm=lib.endswith("_xla_ln"),
+                                                          weight_casts=weight_casts.get(preset) if "cast" in lib else None)
                         else:
                             fns[name] = keras_forward(models[preset, lib.removesuffix("_xla")], inputs,
                                                       lib.endswith("_xla"))
@@ -745,10 +761,13 @@ def evaluate_targets(inference, training, speedups, bucketing):
         targets.append(_target(f"inference {where}, {policy}: tfdistil XLA / {LIBRARY_TITLES[lib]}", goal,
                                row, f"vs_{lib}", f"vs_{lib}_cpu", note="XLA row; not the default path"))
         if policy != "float32":
-            row = _find(inference, library="tfdistil_xla_ln", policy=policy, **shape)
-            targets.append(_target(f"inference {where}, {policy}: tfdistil XLA LayerNorm / {LIBRARY_TITLES[lib]}",
-                                   goal, row, f"vs_{lib}", f"vs_{lib}_cpu",
-                                   note="opt-in path: tfdistil.layers.xla_layer_norm()"))
+            for variant, note in (("tfdistil_xla_ln", "opt-in path: tfdistil.layers.xla_layer_norm()"),
+                                  ("tfdistil_cast", "tfdistil.layers.WeightCasts: opt-in in a process, "
+                                   "the default of exported SavedModels"),
+                                  ("tfdistil_cast_xla_ln", "both opt-in paths")):
+                row = _find(inference, library=variant, policy=policy, **shape)
+                targets.append(_target(f"inference {where}, {policy}: {LIBRARY_TITLES[variant]} / "
+                                       f"{LIBRARY_TITLES[lib]}", goal, row, f"vs_{lib}", f"vs_{lib}_cpu", note=note))
     for policy in POLICIES:
         row = _find(training, library="tfdistil", policy=policy, **tshape)
         targets.append(_target(f"training step {twhere}, {policy}: tfdistil / KerasHub", 1.3, row,

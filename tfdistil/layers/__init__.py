@@ -5,6 +5,7 @@ from tfdistil.layers.encoder_block import TransformerEncoderBlock, skip_padding
 from tfdistil.layers.feed_forward import FeedForwardNetwork
 from tfdistil.layers.layer_norm import LayerNorm, xla_layer_norm
 from tfdistil.layers.pooler import Pooler
+from tfdistil.layers.weight_casts import WeightCasts
 
 __all__ = [
     "MultiHeadSelfAttention",
@@ -13,6 +14,7 @@ __all__ = [
     "PositionalEmbedding",
     "Pooler",
     "TransformerEncoderBlock",
+    "WeightCasts",
     "skip_padding",
     "xla_layer_norm",
 ]

@@ -5,6 +5,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from tfdistil.layers.weight_casts import compute_weight
+
 
 def clone_initializer(initializer):
     """A fresh copy: an unseeded Keras 3 initializer returns the same values on every
@@ -14,9 +16,10 @@ def clone_initializer(initializer):
     return initializer
 
 
-def project(inputs, kernel, bias, activation=None):
+def project(inputs, kernel, bias, activation=None, training=None):
     """`activation(inputs @ kernel + bias)` over the last axis, computed as one 2-D MatMul
-    and a BiasAdd.
+    and a BiasAdd, with the weights in the inputs' dtype (for inference, the copies of a
+    `WeightCasts` in scope when there is one).
 
     On CPU, TensorFlow's oneDNN rewrite fuses MatMul + BiasAdd (+ GELU or ReLU) into one
     kernel; it does not for the batched matmul a 3-D input gets, nor for a broadcast add.
@@ -26,7 +29,8 @@ def project(inputs, kernel, bias, activation=None):
     leading = ops.shape(inputs)[:-1]
     # (batch, seq, in) -> (batch * seq, in)
     x = ops.reshape(inputs, (-1, inputs.shape[-1]))
-    x = tf.nn.bias_add(tf.matmul(x, ops.cast(kernel, x.dtype)), ops.cast(bias, x.dtype))
+    kernel, bias = compute_weight(kernel, x.dtype, training), compute_weight(bias, x.dtype, training)
+    x = tf.nn.bias_add(tf.matmul(x, kernel), bias)
     if activation is not None:
         x = activation(x)
     # (batch * seq, out) -> (batch, seq, out)
@@ -115,9 +119,9 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, padding_mask=None, return_attention_scores=False, training=None):
-        qkv = project(inputs, self.qkv_kernel, self.qkv_bias)
+        qkv = project(inputs, self.qkv_kernel, self.qkv_bias, training=training)
         context, probs = self.attend(qkv, padding_mask, training=training)
-        output = project(context, self.output_kernel, self.output_bias)
+        output = project(context, self.output_kernel, self.output_bias, training=training)
         if return_attention_scores:
             return output, probs
         return output
@@ -138,12 +142,14 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         that position alone, keys and values for all; what a [CLS] classifier needs from its
         last block (`TransformerEncoderBlock`, `first_token_only=True`)."""
         hidden = self.hidden_dim
+        kernel = compute_weight(self.qkv_kernel, inputs.dtype, training)
+        bias = compute_weight(self.qkv_bias, inputs.dtype, training)
         # The fused kernel's columns are [query | key | value].
-        query = project(inputs[:, :1], self.qkv_kernel[:, :hidden], self.qkv_bias[:hidden])
-        key, value = self._split_heads(project(inputs, self.qkv_kernel[:, hidden:], self.qkv_bias[hidden:]), 2)
+        query = project(inputs[:, :1], kernel[:, :hidden], bias[:hidden])
+        key, value = self._split_heads(project(inputs, kernel[:, hidden:], bias[hidden:]), 2)
         (query,) = self._split_heads(query, 1)
         context, _ = self._attention(query, key, value, padding_mask, training)
-        return project(context, self.output_kernel, self.output_bias)
+        return project(context, self.output_kernel, self.output_bias, training=training)
 
     def _split_heads(self, packed, parts):
         """(batch, seq, parts * hidden_dim) -> `parts` tensors (batch, heads, seq, head_dim),

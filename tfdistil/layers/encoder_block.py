@@ -185,12 +185,12 @@ class TransformerEncoderBlock(keras.layers.Layer):
         flat_size = tf.size(padding_mask)
         tokens = tf.gather(tf.reshape(inputs, (-1, hidden)), positions)
         attention = self.attention
-        qkv = project(tokens, attention.qkv_kernel, attention.qkv_bias)
+        qkv = project(tokens, attention.qkv_kernel, attention.qkv_bias, training=training)
         qkv = tf.scatter_nd(positions[:, None], qkv, tf.stack([flat_size, 3 * hidden]))
         qkv = tf.reshape(qkv, tf.concat([tf.shape(inputs)[:2], [3 * hidden]], axis=0))
         context, scores = attention.attend(qkv, padding_mask, training=training)
         context = tf.gather(tf.reshape(context, (-1, hidden)), positions)
-        attended = project(context, attention.output_kernel, attention.output_bias)
+        attended = project(context, attention.output_kernel, attention.output_bias, training=training)
         # XLA compiles one LayerNorm per row count: the opt-in XLA path stays on the padded branch.
         with xla_layer_norm(False):
             tokens = self._residual_blocks(tokens, attended, training)

@@ -66,8 +66,8 @@ class FeedForwardNetwork(keras.layers.Layer):
         # The Dense layers hold the weights (their names are the checkpoint mapping's);
         # `project` runs them as fusable 2-D MatMul + BiasAdd (+ activation).
         inner, outer = self.intermediate_dense, self.output_dense
-        x = project(inputs, inner.kernel, inner.bias, inner.activation)
-        x = project(x, outer.kernel, outer.bias)
+        x = project(inputs, inner.kernel, inner.bias, inner.activation, training=training)
+        x = project(x, outer.kernel, outer.bias, training=training)
         return self.dropout_layer(x, training=training)
 
     def compute_output_shape(self, inputs_shape):
