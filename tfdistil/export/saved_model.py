@@ -384,7 +384,7 @@ class _ServingModule(tf.Module):
         casts = WeightCasts(model, enabled=cast_weights)
         self._unwrapped.weight_casts = casts
         self.model_variables = [
-            _tf_variable(v) if casts.copy_of(v) is None else casts.copy_of(v) for v in model.variables
+            _tf_variable(v) if (copy := casts.copy_of(v)) is None else copy for v in model.variables
         ]
         self._task = task
         self._pair = pair

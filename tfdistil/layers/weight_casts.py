@@ -49,7 +49,9 @@ class WeightCasts:
 
         self._copies, self._scopes = {}, []
         self.originals, self.variables = [], []
-        for layer in _layers(model) if enabled else ():
+        # Every layer under the model once (Keras skips layers met twice: a task's backbone and
+        # its first-token model share theirs).
+        for layer in model._flatten_layers(include_self=False) if enabled else ():
             if isinstance(layer, MultiHeadSelfAttention):
                 weights = [layer.qkv_kernel, layer.qkv_bias, layer.output_kernel, layer.output_bias]
             elif isinstance(layer, FeedForwardNetwork):
@@ -89,17 +91,6 @@ class WeightCasts:
         return self._scopes.pop().__exit__(*exc)
 
 
-def _layers(model):
-    """Every layer under `model`, each once (a task's backbone and its first-token model share
-    their layers)."""
-    seen, out = set(), []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if id(layer) not in seen:
-            seen.add(id(layer))
-            out.append(layer)
-    return out
-
-
 def compute_weight(weight, dtype, training=None):
     """`weight` as `dtype`: the `WeightCasts` copy in scope for inference calls, else a cast."""
     casts = _ACTIVE.value()
@@ -108,4 +99,3 @@ def compute_weight(weight, dtype, training=None):
         if copy is not None and copy.dtype == dtype:
             return copy
     return ops.cast(weight, dtype)
-
