@@ -13,6 +13,7 @@ Usage: python benchmarks/bench_peers.py [--quick] [--models bert_base,distilbert
        [--seq 128,64] [--batch 1,8,32] [--policies float32,mixed_bfloat16] [--rounds 3]
        [--libraries tfdistil,tfdistil_xla,tfdistil_xla_ln,tfdistil_cast,tfdistil_cast_xla_ln,keras_hub,torch]
        [--torch-skip bert_base:32] ...
+       python benchmarks/bench_peers.py --rederive benchmarks/results/peers.json --markdown benchmarks/results/peers.md
 """
 import argparse
 import dataclasses
@@ -22,7 +23,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from tfdistil.jobs.peers import PeerOptions, run_peers  # noqa: E402
+from tfdistil.jobs.peers import PeerOptions, rederive, run_peers  # noqa: E402
 
 
 def _names(text):
@@ -31,6 +32,13 @@ def _names(text):
 
 def _ints(text):
     return tuple(int(x) for x in text.split(",") if x)
+
+
+def _rederive_parser():
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--rederive")
+    p.add_argument("--markdown")
+    return p
 
 
 def parse(argv=None):
@@ -70,6 +78,8 @@ def parse(argv=None):
     p.add_argument("--real-model", help="the model of those rows (default: bert_base)")
     p.add_argument("--output", help=f"JSON (default: {defaults.output})")
     p.add_argument("--markdown", help=f"README section (default: {defaults.markdown})")
+    p.add_argument("--rederive", metavar="JSON", help="time nothing: re-derive the ratios, MFU and targets of an "
+                   "earlier --output JSON from its timed rows, rewrite it, and write --markdown from it")
     args = p.parse_args(argv)
 
     chosen = {
@@ -94,7 +104,13 @@ def parse(argv=None):
 
 
 def main(argv=None):
-    options = parse(argv)
+    options = parse(argv)  # also rejects bad flags and answers --help
+    known, _ = _rederive_parser().parse_known_args(argv)
+    if known.rederive:
+        result = rederive(known.rederive, known.markdown)
+        print(result["markdown"])
+        print(f"rewrote {known.rederive}" + (f" and {known.markdown}" if known.markdown else "") + " from its timed rows")
+        return
     print("options:", {k: v for k, v in dataclasses.asdict(options).items() if k != "command"}, flush=True)
     result = run_peers(options)
     print()

@@ -157,6 +157,14 @@ def test_ratios_mfu_and_targets_from_rows():
     assert len(targets) == 15
     f32_kh = targets["inference bert_base, seq 128, batch 8, float32: tfdistil / KerasHub"]
     assert (f32_kh["value"], f32_kh["met"], f32_kh["value_cpu_time"]) == (pytest.approx(1.25), False, pytest.approx(1.5))
+    # 1.3x KerasHub's 1.25 s is 0.9615 s: 1e12 FLOPs in it is 1.04e12 FLOP/s, 104% of the 1e12 peak.
+    assert (f32_kh["mfu"], f32_kh["mfu_needed"]) == (pytest.approx(1.0), pytest.approx(1e12 / (1.25 / 1.3) / 1e12))
+    # Training: 2.2 s / 1.3 = 1.692 s for 2.6e12 FLOPs against the 2e12 peak: 76.8% (at 65% now).
+    train_kh = targets["training step bert_base classifier, seq 128, batch 16, float32: tfdistil / KerasHub"]
+    assert (train_kh["mfu"], train_kh["mfu_needed"]) == (pytest.approx(0.65), pytest.approx(2.6e12 / (2.2 / 1.3) / 2e12))
+    table = peers.targets_table(list(targets.values()))
+    assert "| MFU the goal needs |" in table.splitlines()[0]
+    assert "| 100% | 104% |" in table  # the float32 KerasHub row, as the table prints it
     assert targets["inference bert_base, seq 128, batch 8, float32: tfdistil / PyTorch"]["met"] is True
     assert targets["inference bert_base, seq 128, batch 8, mixed_bfloat16: tfdistil / KerasHub"]["met"] is True
     xla_ln = targets["inference bert_base, seq 128, batch 8, mixed_bfloat16: tfdistil XLA LayerNorm / KerasHub"]
