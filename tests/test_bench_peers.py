@@ -238,6 +238,13 @@ def test_quick_run_writes_the_json_and_markdown(tmp_path, capsys):
     assert "| bert_tiny | float32 | 16 | 2 |" in text and result["command"] in text
     assert "**Inference on SST-2 dev batches**" in text and "| float32 | 4 | 8 | 80% |" in text
     assert "| bert_tiny | float32 | 16 | 2 |" in capsys.readouterr().out
+    # --rederive: the same targets, speed-ups and markdown again from the timed rows alone.
+    out.write_text(json.dumps(dict(result, targets=[], student_teacher=[])))
+    again_md = tmp_path / "again.md"
+    bench.main(["--rederive", str(out), "--markdown", str(again_md)])
+    again = json.loads(out.read_text())
+    assert again["targets"] == result["targets"] and again["student_teacher"] == result["student_teacher"]
+    assert again_md.read_text() == text
 
 
 def test_cli_benchmark_peers_passes_its_options(monkeypatch, tmp_path, capsys):
