@@ -30,7 +30,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: E402,F401  (ops of the SavedModel's in-graph tokenizer)
 
 from tfdistil.data import read_glue_tsv  # noqa: E402
-from tfdistil.evaluation import median_seconds  # noqa: E402
+from tfdistil.evaluation import median_seconds, path_size_bytes  # noqa: E402
 from tfdistil.export import TFLiteClassifier, export_saved_model, export_tflite  # noqa: E402
 from tfdistil.jobs import FinetuneConfig, finetune, load_run_label_names, load_run_model  # noqa: E402
 from tfdistil.jobs import load_run_tokenizer  # noqa: E402
@@ -44,13 +44,6 @@ INT8_AGREEMENT_TARGET = 0.99
 
 def median_ms(fn, repeats, warmup=5):
     return median_seconds(fn, repeats, warmup) * 1000.0
-
-
-def folder_size(path):
-    path = Path(path)
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def train_run(data_dir, work, train_examples, sequence_length, seed, epochs, learning_rate, hf=None):
@@ -150,7 +143,7 @@ def main():
         for name, (path, fn) in runners.items():
             logits = predict_all(fn, inputs)
             rows[name] = {
-                "size_bytes": folder_size(path),
+                "size_bytes": path_size_bytes(path),
                 "latency_b1_ms": median_ms(lambda: fn(one), args.repeats),
                 "latency_b32_ms": median_ms(lambda: fn(thirty_two), max(args.repeats // 5, 10)),
                 "accuracy": float(np.mean(logits.argmax(-1) == labels)),

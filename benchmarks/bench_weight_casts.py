@@ -51,10 +51,6 @@ def serve(folders, texts, batch_sizes, rounds, warmup=2):
     return {"seconds": times, "max_probability_difference": difference}
 
 
-def folder_mb(folder):
-    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 1e6
-
-
 def stored_dtypes(folder):
     import tensorflow as tf
 
@@ -95,6 +91,7 @@ def main(argv=None):
 
     sys.path.insert(0, str(REPO_ROOT))
     from tfdistil.data import read_glue_tsv
+    from tfdistil.evaluation import path_size_bytes
     from tfdistil.export import export_saved_model
     from tfdistil.jobs.peers import benchmark_vocabulary
     from tfdistil.models import BertBackbone, DistilBertBackbone, TextClassifier
@@ -125,7 +122,7 @@ def main(argv=None):
     result = {
         "preset": args.preset, "policy": "mixed_bfloat16", "vocabulary": vocabulary_source,
         "parameters": int(model.count_params()), "batch_sizes": batch_sizes, "rounds": args.rounds,
-        "size_mb": {v: folder_mb(folders[v]) for v in VARIANTS},
+        "size_mb": {v: path_size_bytes(folders[v]) / 1e6 for v in VARIANTS},
         "stored_dtypes": {v: stored_dtypes(folders[v]) for v in VARIANTS},
         "serving": json.loads(response.read_text(encoding="utf-8")),
         "command": " ".join(["python benchmarks/bench_weight_casts.py", *(argv if argv is not None else sys.argv[1:])]),

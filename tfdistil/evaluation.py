@@ -43,6 +43,16 @@ def accuracy(model, dataset):
     return float(np.mean(y_true == y_pred))
 
 
+def path_size_bytes(path):
+    """Bytes of a file, or of every file under a folder (a SavedModel, a run)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
 def size_on_disk_mb(model):
     """Size of the model's weights file (`.weights.h5`) in MB (10^6 bytes): the part that
     scales with the model, without optimizer state."""
