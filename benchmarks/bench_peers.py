@@ -34,14 +34,7 @@ def _ints(text):
     return tuple(int(x) for x in text.split(",") if x)
 
 
-def _rederive_parser():
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--rederive")
-    p.add_argument("--markdown")
-    return p
-
-
-def parse(argv=None):
+def _parser():
     defaults = PeerOptions()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a smoke run (bert_mini, seq 64, batch 1,8, one round, no SST-2 "
@@ -80,8 +73,14 @@ def parse(argv=None):
     p.add_argument("--markdown", help=f"README section (default: {defaults.markdown})")
     p.add_argument("--rederive", metavar="JSON", help="time nothing: re-derive the ratios, MFU and targets of an "
                    "earlier --output JSON from its timed rows, rewrite it, and write --markdown from it")
-    args = p.parse_args(argv)
+    return p
 
+
+def parse(argv=None):
+    return _options(_parser().parse_args(argv), argv)
+
+
+def _options(args, argv):
     chosen = {
         "models": args.models, "sequence_lengths": args.seq, "batch_sizes": args.batch, "policies": args.policies,
         "libraries": args.libraries, "torch_skip": args.torch_skip, "rounds": args.rounds, "repeats": args.repeats,
@@ -104,13 +103,13 @@ def parse(argv=None):
 
 
 def main(argv=None):
-    options = parse(argv)  # also rejects bad flags and answers --help
-    known, _ = _rederive_parser().parse_known_args(argv)
-    if known.rederive:
-        result = rederive(known.rederive, known.markdown)
+    args = _parser().parse_args(argv)
+    if args.rederive:
+        result = rederive(args.rederive, args.markdown)
         print(result["markdown"])
-        print(f"rewrote {known.rederive}" + (f" and {known.markdown}" if known.markdown else "") + " from its timed rows")
+        print(f"rewrote {args.rederive}" + (f" and {args.markdown}" if args.markdown else "") + " from its timed rows")
         return
+    options = _options(args, argv)
     print("options:", {k: v for k, v in dataclasses.asdict(options).items() if k != "command"}, flush=True)
     result = run_peers(options)
     print()

@@ -3,6 +3,7 @@ import os
 import tempfile
 import time
 import weakref
+from pathlib import Path
 
 import numpy as np
 
@@ -45,8 +46,6 @@ def accuracy(model, dataset):
 
 def path_size_bytes(path):
     """Bytes of a file, or of every file under a folder (a SavedModel, a run)."""
-    from pathlib import Path
-
     path = Path(path)
     if path.is_file():
         return path.stat().st_size

@@ -1021,23 +1021,36 @@ def render_markdown(result):
     return "\n".join(lines)
 
 
+def _derive(inference, training, bucketing):
+    """The numbers computed from the timed rows: ratios and MFU (added to the rows in place),
+    the student/teacher speed-ups and the targets."""
+    add_ratios_and_mfu(inference, training)
+    speedups = student_teacher(inference)
+    return speedups, evaluate_targets(inference, training, speedups, bucketing)
+
+
+def _write(result, output, markdown):
+    """Write `result` as JSON to `output` and its markdown to `markdown` (either may be None);
+    returns `result` with its "markdown" added."""
+    if output:
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        with open(output, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+    result["markdown"] = render_markdown(result)
+    if markdown:
+        with open(markdown, "w", encoding="utf-8") as f:
+            f.write(result["markdown"])
+    return result
+
+
 def rederive(path, markdown=None):
     """Re-derive the ratios, MFU, speed-ups and targets of a result JSON written by `run_peers`
     from its timed rows (nothing is timed again), write it back, and write its markdown to
     `markdown` (if given): for results made before the report gained a column."""
     with open(path, encoding="utf-8") as f:
         result = json.load(f)
-    inference, training = result["inference"], result["training"]
-    add_ratios_and_mfu(inference, training)
-    result["student_teacher"] = student_teacher(inference)
-    result["targets"] = evaluate_targets(inference, training, result["student_teacher"], result["bucketing"])
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-    result["markdown"] = render_markdown(result)
-    if markdown:
-        with open(markdown, "w", encoding="utf-8") as f:
-            f.write(result["markdown"])
-    return result
+    result["student_teacher"], result["targets"] = _derive(result["inference"], result["training"], result["bucketing"])
+    return _write(result, path, markdown)
 
 
 def run_peers(options, log=_log):
@@ -1059,9 +1072,7 @@ def run_peers(options, log=_log):
     peak_end = matmul_peak(options.peak_sizes, options.peak_repeats)
     # The higher of the two measurements: the conservative denominator for MFU.
     peak = {d: max(peak_start[d], peak_end[d], key=lambda p: p["flops_per_s"]) for d in peak_start}
-    add_ratios_and_mfu(inference, training)
-    speedups = student_teacher(inference)
-    targets = evaluate_targets(inference, training, speedups, bucketing)
+    speedups, targets = _derive(inference, training, bucketing)
     mismatched = {m: c for m, c in parameters.items() if len(set(c.values())) > 1}
     notes = []
     if options.torch_skip:
@@ -1096,12 +1107,4 @@ def run_peers(options, log=_log):
         "notes": notes,
     }
     result["wall_time_s"] = time.perf_counter() - started
-    if options.output:
-        os.makedirs(os.path.dirname(os.path.abspath(options.output)), exist_ok=True)
-        with open(options.output, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
-    result["markdown"] = render_markdown(result)
-    if options.markdown:
-        with open(options.markdown, "w", encoding="utf-8") as f:
-            f.write(result["markdown"])
-    return result
+    return _write(result, options.output, options.markdown)
