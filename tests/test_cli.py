@@ -27,8 +27,9 @@ LABELS = ["negative", "positive"]
 SEQ_LEN = 32
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COMMON = ["--precision", "float32", "--verbose", "0"]
-FINETUNE_REPORT_KEYS = {"name", "model", "preset", "dev_accuracy", "dev_examples", "train_examples", "parameters",
-                        "num_layers", "label_names", "precision", "precision_reason", "history", "wall_time_s"}
+FINETUNE_REPORT_KEYS = {"name", "task", "summary", "model", "preset", "dev_accuracy", "dev_examples", "train_examples",
+                        "parameters", "num_layers", "label_names", "precision", "precision_reason", "models",
+                        "histories", "wall_time_s"}
 DISTILL_MODELS = ["teacher", "student (distilled)", "student (hard labels)"]
 
 
@@ -125,11 +126,12 @@ def test_finetune_writes_the_run(runs):
 def test_finetune_config_file_overridden_by_flags(runs):
     config = read_json(runs["teacher"] / "config.json")
     # From the YAML file ...
-    assert (config["preset"], config["num_layers"], config["vocabulary_size"], config["batch_size"]) == (
+    # (its keys `num_layers`, `epochs`, `learning_rate` are finetune's names of the teacher's settings)
+    assert (config["preset"], config["teacher_num_layers"], config["vocabulary_size"], config["batch_size"]) == (
         "bert_tiny", 2, 300, 16)
-    assert config["learning_rate"] == pytest.approx(1e-3) and isinstance(config["learning_rate"], float)
+    assert config["teacher_learning_rate"] == pytest.approx(1e-3) and isinstance(config["teacher_learning_rate"], float)
     # ... except what the command line says.
-    assert (config["name"], config["epochs"]) == ("teacher", 2)
+    assert (config["name"], config["teacher_epochs"], config["task"]) == ("teacher", 2, "classification")
     assert config["resolved_precision"] == "float32"
     assert not (runs["runs_dir"] / "from_yaml").exists()
 
@@ -146,7 +148,9 @@ def test_finetune_report_matches_the_saved_model(runs):
     accuracy, n = recount_accuracy(model, runs["teacher"], runs["files"]["dev"])
     assert (report["dev_examples"], report["train_examples"]) == (n, 60) == (40, 60)
     assert report["dev_accuracy"] == pytest.approx(accuracy, abs=1e-9)
-    assert 1 <= len(report["history"]["val_accuracy"]) <= 2
+    assert 1 <= len(report["histories"]["model"]["val_accuracy"]) <= 2
+    (row,) = report["models"]
+    assert row["accuracy"] == report["dev_accuracy"] and row["parameters"] == report["parameters"]
 
 
 # ----- distill --teacher ----------------------------------------------------------------
@@ -232,6 +236,44 @@ def test_distill_on_augmented_text(runs):
     differences = [np.abs(a - b).max() for a, b in zip(weights(run, "student_distilled"),
                                                       weights(runs["student"], "student_distilled"))]
     assert max(differences) > 1e-3
+
+
+def test_every_distiller_knob_from_flags_and_config_files(runs, tmp_path):
+    """--layer-map from a YAML list picks the teacher layer the student starts from (checked on the
+    saved student's untrained twin); a narrower student (--student-hidden-dim/-num-heads/
+    -intermediate-dim) starts from random weights and learns through the hidden-state MSE and
+    attention terms, whose losses are logged."""
+    files = runs["files"]
+    config = tmp_path / "knobs.yaml"
+    config.write_text("layer_map: [1]\nstudent_epochs: 1\nhidden_mse_weight: 0.5\nattention_weight: 0.25\n",
+                      encoding="utf-8")
+    base = ["distill", "--config", str(config), "--teacher", str(runs["teacher"]), "--train", str(files["train"]),
+            "--dev", str(files["dev"]), "--student-layers", "1", "--runs-dir", str(tmp_path), "--no-hard-labels-baseline",
+            *COMMON]
+    code, out, err = run_cli([*base, "--name", "mapped", "--student-learning-rate", "0"])
+    assert code == 0, err
+    report = read_json(tmp_path / "mapped" / "report.json")
+    recorded = read_json(tmp_path / "mapped" / "config.json")
+    assert report["layer_map"] == [1] and recorded["layer_map"] == [1]
+    assert (recorded["hidden_mse_weight"], recorded["attention_weight"]) == (0.5, 0.25)
+    assert {"hidden_mse_loss", "attention_loss"} <= set(report["histories"]["student (distilled)"])
+    # A zero learning rate leaves the student as initialised: teacher layer 1, not layer 0.
+    teacher = keras.models.load_model(runs["teacher"] / "models" / "model.keras")
+    student = keras.models.load_model(tmp_path / "mapped" / "models" / "student_distilled.keras")
+    for t, s_ in zip(teacher.backbone.get_layer("transformer_layer_1").weights,
+                     student.backbone.get_layer("transformer_layer_0").weights):
+        np.testing.assert_allclose(np.asarray(s_), np.asarray(t), atol=1e-6)
+
+    code, out, err = run_cli([*base, "--name", "narrow", "--student-hidden-dim", "64", "--student-num-heads", "1",
+                              "--student-intermediate-dim", "96", "--hidden-cosine-weight", "0"])
+    assert code == 0, err
+    student = keras.models.load_model(tmp_path / "narrow" / "models" / "student_distilled.keras")
+    assert (student.backbone.hidden_dim, student.backbone.num_heads, student.backbone.intermediate_dim) == (64, 1, 96)
+    report = read_json(tmp_path / "narrow" / "report.json")
+    assert report["layer_map"] is None and "random init" in out
+    # The cosine term needs equal widths: a clear one-line error, not a traceback.
+    user_error([*base, "--name", "bad", "--student-hidden-dim", "64", "--student-num-heads", "1"],
+               "cannot distil", "hidden_dim")
 
 
 def test_augmentation_is_refused_for_ner(runs):
@@ -336,7 +378,7 @@ def test_finetune_from_a_local_hugging_face_folder(runs, tmp_path):
     np.testing.assert_allclose(model.backbone.get_layer("token_embedding").get_weights()[0],
                                backbone.get_layer("token_embedding").get_weights()[0], atol=0.05)
     assert read_json(tmp_path / "runs" / "hf" / "tokenizer.json")["sequence_length"] == 32
-    assert read_json(tmp_path / "runs" / "hf" / "config.json")["learning_rate"] == pytest.approx(5e-5)
+    assert read_json(tmp_path / "runs" / "hf" / "config.json")["teacher_learning_rate"] == pytest.approx(5e-5)
 
 
 # ----- help and user errors -------------------------------------------------------------
@@ -347,7 +389,8 @@ def test_finetune_from_a_local_hugging_face_folder(runs, tmp_path):
                   "--label-column", "--epochs", "--batch-size", "--learning-rate", "--sequence-length",
                   "--precision", "--name", "--runs-dir", "--config"]),
     ("distill", ["--teacher", "--train", "--dev", "--student-layers", "--alpha", "--temperature",
-                 "--hidden-cosine-weight", "--epochs", "--config"]),
+                 "--hidden-cosine-weight", "--hidden-mse-weight", "--attention-weight", "--layer-map",
+                 "--student-hidden-dim", "--student-num-heads", "--student-intermediate-dim", "--epochs", "--config"]),
     ("evaluate", ["--run", "--model", "--data"]),
     ("predict", ["--run", "--model", "TEXT"]),
 ])
@@ -437,30 +480,6 @@ def test_argparse_errors_still_exit_2(capsys):
         cli.main(["finetune", "--epochs", "two"])
     assert info.value.code == 2
     assert "invalid int value: 'two'" in capsys.readouterr().err
-
-
-def test_evaluate_and_predict_on_a_run_laid_out_like_the_embedded_default(runs, tmp_path):
-    # `tfdistil distill` with no data arguments writes no tokenizer.json / label_names.json:
-    # its tokenizer is the default one at config.json's sequence_length, its labels the sentiment ones.
-    import shutil
-
-    run = tmp_path / "quickstart"
-    (run / "models").mkdir(parents=True)
-    shutil.copy(runs["teacher"] / "vocab.txt", run / "vocab.txt")
-    shutil.copy(runs["teacher"] / "models" / "model.keras", run / "models" / "teacher.keras")
-    shutil.copy(runs["teacher"] / "models" / "model.keras", run / "models" / "student_distilled.keras")
-    (run / "config.json").write_text(json.dumps({"sequence_length": SEQ_LEN}), encoding="utf-8")
-    code, out, err = run_cli(["evaluate", "--run", str(run), "--data", str(runs["files"]["dev"])])
-    assert code == 0, err
-    result = json.loads(out)
-    assert result["model"] == "student_distilled" and result["label_names"] == LABELS
-    assert result["accuracy"] == pytest.approx(read_json(runs["teacher"] / "report.json")["dev_accuracy"])
-    code, out, err = run_cli(["predict", "--run", str(run), "--model", "teacher", "a fine film ."])
-    assert code == 0, err
-    assert parse_lines(out)[0][0] == expected_predictions(runs["teacher"], "model", ["a fine film ."])[0][0]
-
-
-# ----- sentence pairs ----------------------------------------------------------------------
 
 
 def test_predict_sentence_pairs(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 import keras
 
-from tfdistil.jobs.ner import distill_ner, finetune_ner
+from tfdistil.jobs import RunConfig, distill, finetune
 from tfdistil.jobs.runs import RunError
 
 ENTITY_TYPES = ("PER", "LOC", "ORG", "MISC")
@@ -50,14 +50,17 @@ def ner_runs(shared_data, tmp_path_factory):
     dev = _write(dev_sentences, tmp / "dev.txt")
     callers_policy = keras.config.dtype_policy().name
     teacher_dir, student_dir = tmp / "runs" / "ner_teacher", tmp / "runs" / "ner_student"
-    teacher_report = finetune_ner(
-        train, dev, teacher_dir, preset="bert_tiny", vocabulary_size=400, epochs=6, batch_size=8,
-        learning_rate=3e-3, sequence_length=SEQUENCE_LENGTH, precision="float32", patience=10, verbose=0,
-    )
-    student_report = distill_ner(
-        teacher_dir, train, dev, student_dir, student_layers=1, epochs=3, batch_size=8, learning_rate=3e-3,
-        precision="float32", verbose=0,
-    )
+    common = dict(train=str(train), dev=str(dev), runs_dir=str(tmp / "runs"), batch_size=8, precision="float32",
+                  verbose=0)
+    teacher_report = finetune(RunConfig.from_flat(
+        common, task="ner", name="ner_teacher", preset="bert_tiny", vocabulary_size=400, teacher_epochs=6,
+        teacher_learning_rate=3e-3, sequence_length=SEQUENCE_LENGTH, patience=10,
+    ))
+    # The task comes from the teacher's run.
+    student_report = distill(RunConfig.from_flat(
+        common, teacher=str(teacher_dir), name="ner_student", student_layers=1, student_epochs=3,
+        student_learning_rate=3e-3,
+    ))
     assert keras.config.dtype_policy().name == callers_policy
     return dict(tmp=tmp, train=train, dev=dev, dev_sentences=dev_sentences, teacher_dir=teacher_dir,
                 student_dir=student_dir, teacher_report=teacher_report, student_report=student_report)
@@ -176,9 +179,13 @@ def test_distill_report_matches_seqeval_and_student_is_smaller(ner_runs):
 
 
 def test_finetune_ner_user_errors(tmp_path, ner_runs):
+    files = dict(train=str(ner_runs["train"]), dev=str(ner_runs["dev"]), runs_dir=str(tmp_path), task="ner")
     with pytest.raises(RunError, match="either --hf PATH or --preset NAME"):
-        finetune_ner(ner_runs["train"], ner_runs["dev"], tmp_path / "r")
+        finetune(RunConfig.from_flat(files, name="r"))
     with pytest.raises(RunError, match="unknown preset"):
-        finetune_ner(ner_runs["train"], ner_runs["dev"], tmp_path / "r", preset="bert_huge", precision="float32")
+        finetune(RunConfig.from_flat(files, name="r", preset="bert_huge", precision="float32"))
     with pytest.raises(RunError, match="run directory not found"):
-        distill_ner(tmp_path / "missing", ner_runs["train"], ner_runs["dev"], tmp_path / "s")
+        distill(RunConfig.from_flat(files, name="s", teacher=str(tmp_path / "missing")))
+    # A classification run is not a tagger: distilling it as NER names both tasks.
+    with pytest.raises(RunError, match="trained for 'ner'"):
+        distill(RunConfig.from_flat(files, name="s", teacher=str(ner_runs["teacher_dir"]), task="classification"))

@@ -21,6 +21,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 from tfdistil import cli, evaluation, report
+from tfdistil.tasks.classification import MODEL_COLUMNS
 from tfdistil.data import load_sentiment_dataset, make_classification_dataset
 from tfdistil.models import BertBackbone, DistilBertBackbone, TextClassifier
 from tfdistil.text import WordPieceTokenizer, load_vocabulary
@@ -297,6 +298,23 @@ def test_rerun_of_an_interrupted_run_reuses_the_finished_teacher(run, tmp_path):
     assert "reusing" not in stdout.getvalue()
 
 
+def test_default_run_is_a_standard_run_folder(run):
+    """tokenizer.json and label_names.json like any run: `evaluate` scores its student on the
+    embedded dev file as the report did."""
+    from tfdistil.data.sentiment import sentiment_dataset_path
+
+    assert json.loads((run["dir"] / "label_names.json").read_text()) == ["negative", "positive"]
+    settings = json.loads((run["dir"] / "tokenizer.json").read_text())
+    assert settings["sequence_length"] == SEQ_LEN and settings["pad_to_sequence_length"] is False
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert cli.main(["evaluate", "--run", str(run["dir"]), "--data", str(sentiment_dataset_path("dev")),
+                         "--output", str(run["dir"] / "eval.json")]) == 0
+    result = json.loads(stdout.getvalue())
+    assert result["model"] == "student_distilled" and result["examples"] == 500
+    assert result["accuracy"] == pytest.approx(run["report"]["models"][1]["accuracy"], abs=1e-9)
+
+
 def test_saved_teacher_is_trainable(reloaded):
     teacher = reloaded["teacher.keras"]
     assert teacher.trainable and len(teacher.trainable_weights) == len(teacher.weights)
@@ -368,7 +386,7 @@ def test_markdown_table_by_hand():
 def test_markdown_table_with_model_columns():
     row = dict(model="teacher", accuracy=0.8765, parameters=440066, size_mb=1.7654, latency_ms_batch1=1.2345,
                latency_ms_batch32=9.876, speedup_batch32=1.0)
-    assert report.markdown_table([row], report.MODEL_COLUMNS).splitlines()[2] == (
+    assert report.markdown_table([row], MODEL_COLUMNS).splitlines()[2] == (
         "| teacher | 87.65% | 440,066 | 1.77 | 1.23 | 9.88 | 1.00x |"
     )
 

@@ -1,52 +1,85 @@
-"""`tfdistil` on the command line. Thin: parses arguments, then calls the library.
+"""`tfdistil` on the command line. Thin: parses arguments into a `RunConfig`, then calls a job.
 
-    tfdistil finetune --train FILE --dev FILE (--hf PATH | --preset NAME [--vocabulary vocab.txt])
-    tfdistil distill  [--teacher RUN_DIR --train FILE --dev FILE [--student-layers N]]
+    tfdistil finetune --train FILE --dev FILE (--hf PATH | --preset NAME [--vocabulary vocab.txt]) [--task ner]
+    tfdistil distill  [--teacher RUN_DIR --train FILE --dev FILE [--student-layers N ...]]
     tfdistil evaluate --run RUN_DIR [--model NAME] --data FILE
     tfdistil predict  --run RUN_DIR [--model NAME] [TEXT ...]
-    tfdistil export   --run RUN_DIR [--model NAME] [--format saved_model|tflite|hf] [--out DIR] [--name NAME]
-                      [--version N] [--quantize float32|float16|int8] [--sequence-length N]
+    tfdistil export   --run RUN_DIR [--model NAME] [--format saved_model|tflite|hf] [--out DIR] ...
+    tfdistil benchmark --run RUN_DIR [--batch-sizes 1,32]
 
-User errors (a missing file or run folder, a bad data file, a bad --config) print one line
-on stderr and give exit code 2.
+Settings have one name each (`tfdistil.jobs.config`): `--batch-size` on the command line is
+`batch_size` in a `--config` YAML/JSON file and in the run's config.json. TensorFlow is imported
+only by the command that runs, with its C++ logging silenced first. User errors (a missing file or
+run folder, a bad data file, a bad --config) print one line on stderr and give exit code 2.
 """
 import argparse
 import dataclasses
 import json
 import os
 import sys
+import typing
 
+from tfdistil.jobs.config import DISTILL_DEFAULTS, EMBEDDED_DEFAULTS, FIELDS, FINETUNE_DEFAULTS, PARTS, RunConfig
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")  # tfdistil.training.precision.POLICIES + auto
+TASK_NAMES = ("classification", "ner")  # tfdistil.tasks.TASKS
 
 FLAG_HELP = {
+    "task": "classification: a label a text (.csv/.tsv/.jsonl, sentence pairs with --text-pair-column); ner: a "
+    "tag a word (CoNLL: 'TOKEN TAG' a line, blank line between sentences). distill: default the teacher's",
+    "train": "labelled training file",
+    "dev": "labelled dev file: early stopping and the report",
+    "text_column": "column (JSON key) of the text; default: the first of sentence, content, text",
+    "text_pair_column": "column of the second text (sentence pairs)",
+    "label_column": "column of the label",
+    "tag_column": "--task ner: 0-based column of the tag (-1: last, as in 4-column CoNLL-2003)",
+    "sequence_length": "tokens per example, [CLS] and [SEP] included",
+    "batch_size": "examples per batch",
+    "augment_copies": "also distil on N perturbed copies of each training sentence (words masked or swapped, "
+    "n-grams kept; Tang et al. 2019) that only the teacher labels; 0: off",
+    "teacher": "run folder of a `tfdistil finetune` teacher",
+    "hf": "local Hugging Face BERT/DistilBERT folder to fine-tune (gets a new task head)",
+    "preset": "size preset of a teacher trained from scratch",
+    "vocabulary": "vocab.txt for --preset; default: learn one from the training text",
+    "vocabulary_size": "size of the WordPiece vocabulary learned from the training text",
+    "teacher_num_layers": "teacher depth (overrides the preset's)",
+    "teacher_epochs": "maximum teacher training epochs",
+    "teacher_learning_rate": "peak AdamW learning rate of the teacher (default: 5e-5 with --hf, 5e-4 from scratch)",
+    "student_layers": "layers of the DistilBERT student (default: half the teacher's)",
+    "student_hidden_dim": "student width (default: the teacher's; narrower students start from random weights)",
+    "student_num_heads": "student attention heads (default: the teacher's)",
+    "student_intermediate_dim": "student feed-forward width (default: the teacher's)",
+    "layer_map": "teacher layer of each student layer, comma-separated (e.g. 0,2; default: one in every k)",
+    "student_epochs": "maximum epochs of each student",
+    "student_learning_rate": "peak AdamW learning rate of the students",
+    "alpha": "weight of the hard-label loss; the soft loss gets 1 - alpha",
+    "temperature": "softmax temperature of the soft targets",
+    "hidden_cosine_weight": "weight of DistilBERT's hidden-state cosine loss (same width only)",
+    "hidden_mse_weight": "weight of TinyBERT's hidden-state MSE loss (a learned projection for narrower students)",
+    "attention_weight": "weight of the attention-distribution KL loss",
+    "hard_labels_baseline": "also train the same student on hard labels alone, for comparison; "
+    "--no-hard-labels-baseline trains the distilled student only (about half the time)",
     "name": "run name: outputs go to RUNS_DIR/NAME",
     "runs_dir": "folder of all runs",
     "precision": "dtype policy; auto picks the fast, safe one for the device",
     "seed": "random seed (data order, initialisation)",
-    "vocabulary_size": "size of the WordPiece vocabulary learned from the training text",
-    "sequence_length": "tokens per example, [CLS] and [SEP] included",
-    "teacher_preset": "size preset of the BERT teacher",
-    "teacher_num_layers": "teacher depth (overrides the preset); the student gets half",
-    "teacher_epochs": "teacher training epochs",
-    "student_epochs": "epochs of each student",
-    "batch_size": "examples per batch",
-    "teacher_learning_rate": "peak AdamW learning rate of the teacher",
-    "student_learning_rate": "peak AdamW learning rate of the students",
-    "alpha": "weight of the hard-label loss; the soft loss gets 1 - alpha",
-    "temperature": "softmax temperature of the soft targets",
-    "hidden_cosine_weight": "weight of DistilBERT's hidden-state cosine loss",
-    "hard_labels_baseline": "also train the same student on hard labels alone, for comparison; "
-    "--no-hard-labels-baseline trains the distilled student only (about half the time)",
-    "augment_copies": "also distil on N perturbed copies of each training sentence (words masked or swapped, "
-    "n-grams kept; Tang et al. 2019) that only the teacher labels; 0: off",
     "patience": "early-stopping patience in epochs (best weights restored)",
-    "verbose": "Keras fit verbosity (0 silent, 1 progress bar, 2 one line per epoch)",
+    "verbose": "auto (a progress bar on a terminal, one line an epoch otherwise), 0 silent, 1 bar, 2 epoch lines",
 }
-# Flags of the embedded default run that a run on the user's data (--teacher ...) does not use.
-DEFAULT_RUN_ONLY = ("vocabulary_size", "sequence_length", "teacher_preset", "teacher_num_layers", "teacher_epochs",
-                    "teacher_learning_rate")
-# Extra spellings of a flag.
-ALIASES = {"student_epochs": ["--epochs"]}
-DISTILL_DATA_ARGS = ("teacher", "train", "dev", "student_layers")
+# Which settings each training command takes, and the other spellings it accepts for them (on the
+# command line and as config-file keys).
+FINETUNE_FIELDS = [f for f in FIELDS if FIELDS[f] in ("data", "training") and f != "augment_copies"] + [
+    "hf", "preset", "vocabulary", "vocabulary_size", "teacher_num_layers", "teacher_epochs", "teacher_learning_rate"]
+DISTILL_FIELDS = [f for f in FIELDS if f not in ("hf", "vocabulary")]
+ALIASES = {
+    "finetune": {"teacher_epochs": "epochs", "teacher_num_layers": "num_layers", "teacher_learning_rate": "learning_rate"},
+    "distill": {"student_epochs": "epochs", "preset": "teacher_preset"},
+}
+# Settings of the embedded default run (a teacher trained in the run) that a distillation from a
+# finished teacher does not use.
+EMBEDDED_ONLY = ("vocabulary_size", "sequence_length", "preset", "teacher_num_layers", "teacher_epochs",
+                 "teacher_learning_rate")
+DISTILL_DATA_ARGS = ("teacher", "train", "dev")
 
 
 class UsageError(ValueError):
@@ -63,98 +96,94 @@ class _Unset:
 _UNSET = _Unset()
 
 
-def _precision_choices():
-    from tfdistil.training.precision import POLICIES
-
-    return POLICIES + ("auto",)
-
-
-def _add_default_run_args(parser):
-    from tfdistil.recipes import DefaultRunConfig
-
-    defaults = DefaultRunConfig()
-    choices = {"precision": _precision_choices()}
-    for field in dataclasses.fields(DefaultRunConfig):
-        flags = ["--" + field.name.replace("_", "-"), *ALIASES.get(field.name, [])]
-        default = getattr(defaults, field.name)
-        help_text = FLAG_HELP.get(field.name, "")
-        if field.name in DEFAULT_RUN_ONLY:
-            help_text += "; default run only"
-        if isinstance(default, bool):
-            parser.add_argument(*flags, dest=field.name, action=argparse.BooleanOptionalAction, default=default,
-                                help=f"{help_text} (default: {default})")
-            continue
-        parser.add_argument(*flags, dest=field.name, type=type(default), default=default,
-                            choices=choices.get(field.name), help=f"{help_text} (default: {default})".strip())
+def _int_list(text):
+    try:
+        return [int(x) for x in str(text).replace(" ", "").split(",") if x != ""]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def _add_column_args(parser):
-    parser.add_argument("--text-column", default=None,
-                        help="column (JSON key) of the text; default: the first of sentence, content, text "
-                        "(GLUE SST-2 TSV is detected)")
-    parser.add_argument("--text-pair-column", default=None, help="column of the second text (sentence pairs)")
-    parser.add_argument("--label-column", default="label", help="column of the label (default: label)")
+def _verbosity(text):
+    text = str(text)
+    if text not in ("auto", "0", "1", "2"):
+        raise argparse.ArgumentTypeError(f"expected auto, 0, 1 or 2, got {text!r}")
+    return text if text == "auto" else int(text)
 
 
-def _add_config_arg(parser):
+def _field_types():
+    """{field: bool, int, float, str or list}: a field's type without its `| None`."""
+    types = {}
+    for cls in PARTS.values():
+        for field in dataclasses.fields(cls):
+            kinds = [t for t in typing.get_args(field.type) if t is not type(None)] or [field.type]
+            types[field.name] = typing.get_origin(kinds[0]) or kinds[0]
+    return types
+
+
+def _preset_names():
+    from tfdistil.models.presets import PRESETS
+
+    return sorted(PRESETS)
+
+
+def _add_setting(parser, name, default, command):
+    """One RunConfig field as a flag (`--batch-size`, plus the command's alias)."""
+    flags = ["--" + name.replace("_", "-")]
+    alias = ALIASES.get(command, {}).get(name)
+    if alias:
+        flags.append("--" + alias.replace("_", "-"))
+    help_text = FLAG_HELP.get(name, "")
+    if command == "distill" and name in EMBEDDED_ONLY:
+        help_text += "; embedded default run only"
+    shown = f" (default: {default})" if default is not None else ""
+    kind = _field_types()[name]
+    kwargs = dict(dest=name, default=default, help=f"{help_text}{shown}")
+    if name == "layer_map":
+        kwargs.update(type=_int_list, metavar="I,J,...")
+    elif name == "verbose":
+        kwargs.update(type=_verbosity)
+    elif name == "precision":
+        kwargs.update(choices=PRECISIONS)
+    elif name == "task":
+        kwargs.update(choices=TASK_NAMES)
+    elif name == "preset":
+        kwargs.update(choices=_preset_names())
+    elif kind is bool:
+        kwargs.update(action=argparse.BooleanOptionalAction)
+    elif kind in (int, float):
+        kwargs.update(type=kind)
+    if name in ("train", "dev", "vocabulary"):
+        kwargs["metavar"] = "FILE"
+    elif name in ("teacher", "hf"):
+        kwargs["metavar"] = "RUN_DIR" if name == "teacher" else "PATH"
+    parser.add_argument(*flags, **kwargs)
+
+
+def _defaults(command):
+    defaults = RunConfig().flat()
+    if command == "finetune":
+        defaults.update(FINETUNE_DEFAULTS)
+    else:
+        defaults.update(DISTILL_DEFAULTS, **EMBEDDED_DEFAULTS)
+        defaults["task"] = None  # the teacher's task
+    return defaults
+
+
+def _add_run_settings(parser, command):
+    defaults = _defaults(command)
+    for name in FINETUNE_FIELDS if command == "finetune" else DISTILL_FIELDS:
+        _add_setting(parser, name, defaults[name], command)
     parser.add_argument("--config", default=None, metavar="FILE",
-                        help="YAML or JSON file whose keys are long option names with underscores "
+                        help="YAML or JSON file whose keys are the long option names with underscores "
                         "(e.g. batch_size: 16); flags given on the command line override it")
 
 
-def _add_task_args(p):
-    p.add_argument("--task", default="classification", choices=("classification", "ner"),
-                   help="classification: a label a text (.csv/.tsv/.jsonl); ner: a tag a word (CoNLL: "
-                   "'TOKEN TAG' a line, blank line between sentences) (default: classification)")
-    p.add_argument("--tag-column", type=int, default=1,
-                   help="--task ner: 0-based column of the tag (-1: last, as in 4-column CoNLL-2003; default: 1)")
-
-
 def _add_finetune_args(p):
-    from tfdistil.jobs import FinetuneConfig
-    from tfdistil.models import PRESETS
-
-    d = FinetuneConfig(train="", dev="")
-    p.add_argument("--train", default=None, metavar="FILE", help="labelled training file (.csv, .tsv, .jsonl)")
-    p.add_argument("--dev", default=None, metavar="FILE", help="labelled dev file: early stopping and report")
-    _add_column_args(p)
-    p.add_argument("--hf", default=None, metavar="PATH",
-                   help="local Hugging Face BERT/DistilBERT folder to fine-tune (gets a new classification head)")
-    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                   help="train this size from scratch instead of --hf")
-    p.add_argument("--vocabulary", default=None, metavar="VOCAB_TXT",
-                   help="vocab.txt for --preset; default: learn one from the training text")
-    p.add_argument("--vocabulary-size", type=int, default=d.vocabulary_size,
-                   help=f"size of the learned vocabulary (--preset without --vocabulary; default: {d.vocabulary_size})")
-    p.add_argument("--num-layers", type=int, default=None, help="depth of the --preset model (default: the preset's)")
-    p.add_argument("--name", default=d.name, help=f"{FLAG_HELP['name']} (default: {d.name})")
-    p.add_argument("--runs-dir", default=d.runs_dir, help=f"{FLAG_HELP['runs_dir']} (default: {d.runs_dir})")
-    p.add_argument("--epochs", type=int, default=d.epochs, help=f"maximum training epochs (default: {d.epochs})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"examples per batch (default: {d.batch_size})")
-    p.add_argument("--learning-rate", type=float, default=None,
-                   help="peak AdamW learning rate (default: 5e-5 with --hf, 5e-4 with --preset)")
-    p.add_argument("--sequence-length", type=int, default=d.sequence_length,
-                   help=f"{FLAG_HELP['sequence_length']} (default: {d.sequence_length})")
-    p.add_argument("--precision", default=d.precision, choices=_precision_choices(),
-                   help=f"{FLAG_HELP['precision']} (default: {d.precision})")
-    p.add_argument("--patience", type=int, default=d.patience,
-                   help=f"early stopping on dev accuracy, best weights restored (default: {d.patience})")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"{FLAG_HELP['seed']} (default: {d.seed})")
-    p.add_argument("--verbose", type=int, default=d.verbose, help=f"{FLAG_HELP['verbose']} (default: {d.verbose})")
-    _add_task_args(p)
-    _add_config_arg(p)
+    _add_run_settings(p, "finetune")
 
 
 def _add_distill_args(p):
-    p.add_argument("--teacher", default=None, metavar="RUN_DIR", help="run folder of a `tfdistil finetune` teacher")
-    p.add_argument("--train", default=None, metavar="FILE", help="labelled training file (with --teacher)")
-    p.add_argument("--dev", default=None, metavar="FILE", help="labelled dev file (with --teacher)")
-    p.add_argument("--student-layers", type=int, default=None,
-                   help="layers of the DistilBERT student (with --teacher; default: half the teacher's)")
-    _add_column_args(p)
-    _add_default_run_args(p)
-    _add_task_args(p)
-    _add_config_arg(p)
+    _add_run_settings(p, "distill")
 
 
 def _add_model_args(p):
@@ -167,7 +196,9 @@ def _add_model_args(p):
 def _add_evaluate_args(p):
     _add_model_args(p)
     p.add_argument("--data", default=None, metavar="FILE", help="labelled file to evaluate on")
-    _add_column_args(p)
+    p.add_argument("--text-column", default=None, help="column of the text (default: the run's)")
+    p.add_argument("--text-pair-column", default=None, help="column of the second text (default: the run's)")
+    p.add_argument("--label-column", default=None, help="column of the label (default: the run's)")
     p.add_argument("--tag-column", type=int, default=None,
                    help="tagger runs: 0-based column of the tag in the CoNLL file (default: the run's)")
     p.add_argument("--output", default=None, metavar="JSON",
@@ -186,13 +217,7 @@ def _add_benchmark_args(p):
     p.add_argument("--batch-sizes", default="1,32", help="comma-separated batch sizes (default: 1,32)")
     p.add_argument("--sequence-length", type=int, default=128, help="tokens per example (default: 128)")
     p.add_argument("--repeats", type=int, default=20, help="timed calls per measurement; the median is kept")
-    p.add_argument("--output", default=None, metavar="JSON",
-                   help="default: RUN_DIR/benchmark.json (--peers: benchmarks/results/peers.json, and a .md beside it)")
-    p.add_argument("--peers", action="store_true",
-                   help="instead of a run: tfdistil against KerasHub and Hugging Face PyTorch at bert_base, "
-                   "distilbert_base and bert_mini sizes (needs the bench extra; benchmarks/bench_peers.py has "
-                   "every option); --batch-sizes, --sequence-length and --repeats narrow it when given")
-    p.add_argument("--quick", action="store_true", help="with --peers: a smoke run of a minute or two")
+    p.add_argument("--output", default=None, metavar="JSON", help="default: RUN_DIR/benchmark.json")
 
 
 def _add_export_args(p):
@@ -217,8 +242,7 @@ def _add_export_args(p):
 
 COMMANDS = {
     "finetune": (
-        "Fine-tune a text classifier teacher (a local Hugging Face checkpoint, or a preset from scratch) "
-        "on your labelled files.",
+        "Fine-tune a teacher (a local Hugging Face checkpoint, or a preset from scratch) on your labelled files.",
         _add_finetune_args,
     ),
     "distill": (
@@ -227,15 +251,14 @@ COMMANDS = {
         "With --teacher RUN_DIR --train FILE --dev FILE: a DistilBERT student of a fine-tuned teacher.",
         _add_distill_args,
     ),
-    "evaluate": ("Accuracy and confusion matrix of a saved model on a labelled file (a tagger run: entity-level "
-                 "precision, recall and F1 per type on a CoNLL file).", _add_evaluate_args),
+    "evaluate": ("The task's scores of a saved model on a labelled file (accuracy and confusion matrix; a tagger "
+                 "run: entity-level precision, recall and F1 per type on a CoNLL file).", _add_evaluate_args),
     "predict": ("Labels and probabilities of texts (arguments, or stdin one a line): label<TAB>probability<TAB>text; "
                 "a tagger run prints word/TAG for each word.", _add_predict_args),
     "export": ("Export a run's model: a TF Serving SavedModel, a TFLite file, or a Hugging Face folder.",
                _add_export_args),
     "benchmark": ("Inference latency and throughput of every model of a run (median of repeated calls), "
-                  "with the speed-up over the first (the teacher); --peers: against KerasHub and PyTorch.",
-                  _add_benchmark_args),
+                  "with the speed-up over the first (the teacher).", _add_benchmark_args),
 }
 REQUIRED = {"finetune": ("train", "dev"), "evaluate": ("run", "data"), "predict": ("run",), "export": ("run",),
             "benchmark": ("run",)}
@@ -264,7 +287,15 @@ def _options(parser):
     return {a.dest: a for a in parser._actions if a.dest not in (argparse.SUPPRESS, "help") and a.option_strings}
 
 
-def load_config_file(path, parser):
+def _config_key(key, command):
+    key = str(key).replace("-", "_")
+    for name, alias in ALIASES.get(command, {}).items():
+        if key == alias:
+            return name
+    return key
+
+
+def load_config_file(path, parser, command=None):
     """{dest: value} of a YAML/JSON --config file, checked against `parser`'s options."""
     if not os.path.isfile(path):
         raise UsageError(f"config file not found: {path}")
@@ -286,32 +317,39 @@ def load_config_file(path, parser):
         raise UsageError(f"config file {path}: expected a mapping of option names to values, "
                          f"got {type(values).__name__}")
     options = {k: a for k, a in _options(parser).items() if k != "config"}
-    values = {str(k).replace("-", "_"): v for k, v in values.items()}
-    unknown = sorted(k for k in values if k not in options)
-    if unknown:
-        raise UsageError(f"config file {path}: unknown keys {unknown}; known keys: {sorted(options)}")
-    checked = {}
+    named = {}
     for key, value in values.items():
-        action = options[key]
+        named[_config_key(key, command)] = (key, value)
+    unknown = sorted(str(key) for dest, (key, _) in named.items() if dest not in options)
+    if unknown:
+        known = sorted(set(options) | set(ALIASES.get(command, {}).values()))
+        raise UsageError(f"config file {path}: unknown keys {unknown}; known keys: {known}")
+    checked = {}
+    for dest, (key, value) in named.items():
+        action = options[dest]
         if isinstance(action, argparse.BooleanOptionalAction):
             if not isinstance(value, bool):
                 raise UsageError(f"config file {path}: {key}: expected true or false, got {value!r}")
+        elif dest == "layer_map" and isinstance(value, list):
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                raise UsageError(f"config file {path}: {key}: expected a list of integers, got {value!r}")
         elif value is not None and action.type is not None:
             if isinstance(value, (dict, list, bool)):
-                raise UsageError(f"config file {path}: {key}: expected one {action.type.__name__}, got {value!r}")
+                raise UsageError(f"config file {path}: {key}: expected one value, got {value!r}")
             try:
                 value = action.type(str(value))
-            except (TypeError, ValueError):
-                raise UsageError(f"config file {path}: {key}: invalid {action.type.__name__} value {value!r}") from None
+            except (TypeError, ValueError, argparse.ArgumentTypeError):
+                name = getattr(action.type, "__name__", "").lstrip("_")
+                raise UsageError(f"config file {path}: {key}: invalid {name} value {value!r}") from None
         elif value is not None and not isinstance(value, str):
             raise UsageError(f"config file {path}: {key}: expected a string, got {value!r}")
         if action.choices is not None and value not in action.choices:
             raise UsageError(f"config file {path}: {key}: {value!r} is not one of {list(action.choices)}")
-        checked[key] = value
+        checked[dest] = value
     return checked
 
 
-def _parse(parser, argv):
+def _parse(parser, argv, command=None):
     """(values, given): every option's value (defaults < --config file < command line), and the
     names the command line or the config file set."""
     actions = [a for a in parser._actions if a.dest not in (argparse.SUPPRESS, "help")]
@@ -320,7 +358,7 @@ def _parse(parser, argv):
     namespace = argparse.Namespace(**{a.dest: _UNSET for a in actions})
     parser.parse_args(argv, namespace=namespace)
     explicit = {k: v for k, v in vars(namespace).items() if v is not _UNSET}
-    from_file = load_config_file(explicit["config"], parser) if explicit.get("config") else {}
+    from_file = load_config_file(explicit["config"], parser, command) if explicit.get("config") else {}
     values = {a.dest: a.default for a in actions}
     values.update(from_file)
     values.update(explicit)
@@ -333,101 +371,64 @@ def _require(values, names):
         raise UsageError(f"the following arguments are required: {', '.join(missing)}")
 
 
-def _fields(cls, values):
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in names})
+def _run_config(values, given, task):
+    """The RunConfig of a training command, after refusing data settings that `task` does not read."""
+    from tfdistil.tasks import TASKS, get_task
+
+    spec = get_task(task)
+    others = {k for t in TASKS.values() for k in t.data_settings} - set(spec.data_settings)
+    wrong = [f"--{k.replace('_', '-')}" for k in sorted(others) if k in given]
+    if wrong:
+        raise UsageError(f"{', '.join(wrong)} do not apply to --task {spec.name} (its settings: "
+                         f"{', '.join('--' + k.replace('_', '-') for k in spec.data_settings)})")
+    return RunConfig.from_flat({k: v for k, v in values.items() if k in FIELDS})
 
 
 # ----------------------------------------------------------------------------- commands
 
 
-COLUMN_ARGS = ("text_column", "text_pair_column", "label_column")
-
-
-def _ner_only(values, given):
-    """True for --task ner, after refusing the classification-only column options."""
-    if values.get("task") != "ner":
-        return False
-    wrong = [f"--{k.replace('_', '-')}" for k in COLUMN_ARGS + ("augment_copies",) if k in given]
-    if wrong:
-        raise UsageError(f"{', '.join(wrong)} do not apply to --task ner (CoNLL files: use --tag-column; augmentation: classification only)")
-    return True
-
-
 def _finetune(values, given):
-    from tfdistil.jobs import FinetuneConfig, finetune
+    from tfdistil.jobs import finetune
 
     _require(values, REQUIRED["finetune"])
-    if _ner_only(values, given):
-        from tfdistil.jobs.ner import finetune_ner
-
-        finetune_ner(
-            values["train"], values["dev"], os.path.join(values["runs_dir"], values["name"]),
-            hf=values["hf"], preset=values["preset"], vocabulary=values["vocabulary"],
-            vocabulary_size=values["vocabulary_size"], num_layers=values["num_layers"],
-            tag_column=values["tag_column"], epochs=values["epochs"], batch_size=values["batch_size"],
-            learning_rate=values["learning_rate"], sequence_length=values["sequence_length"],
-            precision=values["precision"], patience=values["patience"], seed=values["seed"],
-            verbose=values["verbose"],
-        )
-        return
-    finetune(_fields(FinetuneConfig, values))
+    finetune(_run_config(values, given, values["task"] or "classification"))
 
 
 def _distill(values, given):
+    from tfdistil.jobs import distill
+
     if values.get("augment_copies", 0) < 0:
         raise UsageError(f"--augment-copies must be >= 0, got {values['augment_copies']}")
     if not any(values.get(k) is not None for k in DISTILL_DATA_ARGS):
-        from tfdistil.recipes import DefaultRunConfig, distill_default
+        from tfdistil.jobs import embedded_config
 
-        distill_default(_fields(DefaultRunConfig, values))
+        # The embedded default run: the shipped sentiment files, a teacher trained in the run.
+        settings = {k: v for k, v in values.items() if k in FIELDS and k not in DISTILL_DATA_ARGS}
+        settings["task"] = settings.get("task") or "classification"
+        _run_config(values, given, settings["task"])
+        distill(embedded_config(**settings))
         return
-    from tfdistil.jobs import DistillConfig, distill_from_run
-
-    _require(values, ("teacher", "train", "dev"))
+    _require(values, DISTILL_DATA_ARGS)
     if "name" not in given:
         values["name"] = os.path.basename(os.path.normpath(values["teacher"])) + "_distilled"
-    if _ner_only(values, given):
-        from tfdistil.jobs.ner import distill_ner
+    from tfdistil.jobs.runs import run_task
 
-        distill_ner(
-            values["teacher"], values["train"], values["dev"], os.path.join(values["runs_dir"], values["name"]),
-            student_layers=values["student_layers"], tag_column=values["tag_column"],
-            epochs=values["student_epochs"], batch_size=values["batch_size"],
-            learning_rate=values["student_learning_rate"], alpha=values["alpha"],
-            temperature=values["temperature"], hidden_cosine_weight=values["hidden_cosine_weight"],
-            hard_labels_baseline=values["hard_labels_baseline"],
-            precision=values["precision"], patience=values["patience"], seed=values["seed"],
-            verbose=values["verbose"],
-        )
-        return
-    distill_from_run(_fields(DistillConfig, values))
+    distill(_run_config(values, given, values["task"] or run_task(values["teacher"])))
 
 
 def _evaluate(values, given):
-    from tfdistil.jobs import evaluate_run
-    from tfdistil.jobs.ner import evaluate_ner_run
-    from tfdistil.jobs.runs import run_task
+    from tfdistil.jobs import evaluate
 
     _require(values, REQUIRED["evaluate"])
-    if run_task(values["run"]) == "ner":
-        result = evaluate_ner_run(values["run"], values["data"], model=values["model"],
-                                  tag_column=values["tag_column"], batch_size=values["batch_size"],
-                                  output=values["output"])
-        print(json.dumps(result, indent=2))
-        return
-    result = evaluate_run(
-        values["run"], values["data"], model=values["model"], text_column=values["text_column"],
-        text_pair_column=values["text_pair_column"], label_column=values["label_column"],
-        batch_size=values["batch_size"], output=values["output"],
-    )
+    result = evaluate(values["run"], values["data"], model=values["model"], batch_size=values["batch_size"],
+                      output=values["output"], text_column=values["text_column"],
+                      text_pair_column=values["text_pair_column"], label_column=values["label_column"],
+                      tag_column=values["tag_column"])
     print(json.dumps(result, indent=2))
 
 
 def _predict(values, given):
-    from tfdistil.jobs import predict_run
-    from tfdistil.jobs.ner import predict_ner_run
-    from tfdistil.jobs.runs import run_config, run_task
+    from tfdistil.jobs import predict
 
     _require(values, REQUIRED["predict"])
     texts = list(values["texts"] or [])
@@ -436,23 +437,14 @@ def _predict(values, given):
         texts = [t for t in texts if t.strip()]
     if not texts:
         raise UsageError("no texts to label: give them as arguments or one a line on stdin")
-    run = values["run"]
-    if run_task(run) == "ner":
-        for tagged in predict_ner_run(run, texts, model=values["model"], batch_size=values["batch_size"]):
-            print(" ".join(f"{word}/{tag}" for word, tag in tagged))
-        return
-    pairs = None
-    if run_config(run).get("text_pair_column"):
-        for number, text in enumerate(texts, 1):
-            if "\t" not in text:
-                raise UsageError(f"input {number} ({text[:60]!r}) has no TAB: this run was trained on sentence "
-                                 "pairs; give each as 'first<TAB>second'")
-        texts, pairs = zip(*(text.split("\t", 1) for text in texts))
-        texts, pairs = list(texts), list(pairs)
-    results = predict_run(run, texts, model=values["model"], batch_size=values["batch_size"], text_pairs=pairs)
-    for i, (label, probability) in enumerate(results):
-        shown = texts[i] if pairs is None else f"{texts[i]}\t{pairs[i]}"
-        print(f"{label}\t{probability:.4f}\t{shown}")
+    from tfdistil.tasks import InputError
+
+    try:
+        lines = predict(values["run"], texts, model=values["model"], batch_size=values["batch_size"])
+    except InputError as error:
+        raise UsageError(str(error)) from None
+    for line in lines:
+        print(line)
 
 
 def _export(values, given):
@@ -466,29 +458,6 @@ def _export(values, given):
     print(f"[tfdistil] exported {values['format']}: {path}")
 
 
-def _benchmark_peers(values, given, batch_sizes):
-    from tfdistil.jobs import peers
-
-    chosen = {}
-    if "batch_sizes" in given:
-        chosen["batch_sizes"] = tuple(batch_sizes)
-    if "sequence_length" in given:
-        chosen["sequence_lengths"] = (values["sequence_length"],)
-    if "repeats" in given:
-        chosen["repeats"] = values["repeats"]
-    if values["output"]:
-        chosen["output"] = values["output"]
-        chosen["markdown"] = os.path.splitext(values["output"])[0] + ".md"
-    chosen["command"] = "tfdistil benchmark --peers" + (" --quick" if values["quick"] else "")
-    try:
-        options = peers.PeerOptions.quick(**chosen) if values["quick"] else peers.PeerOptions(**chosen)
-        options.validate()
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    result = peers.run_peers(options)
-    print(result["markdown"])
-
-
 def _benchmark(values, given):
     from tfdistil.jobs.benchmark import benchmark_run
 
@@ -496,26 +465,17 @@ def _benchmark(values, given):
         batch_sizes = [int(b) for b in values["batch_sizes"].split(",")]
     except ValueError:
         raise UsageError(f"--batch-sizes must be comma-separated integers, got {values['batch_sizes']!r}") from None
-    if values["peers"]:
-        if values["run"] is not None:
-            raise UsageError("--peers times fresh models of standard sizes, not a run: drop --run")
-        return _benchmark_peers(values, given, batch_sizes)
-    if values["quick"]:
-        raise UsageError("--quick goes with --peers")
     _require(values, REQUIRED["benchmark"])
     result = benchmark_run(values["run"], batch_sizes, values["sequence_length"], values["repeats"],
                            output=values["output"])
     print(result["table"])
 
 
-HANDLERS = {"benchmark": _benchmark, "finetune": _finetune, "distill": _distill, "evaluate": _evaluate, "predict": _predict,
-            "export": _export}
+HANDLERS = {"benchmark": _benchmark, "finetune": _finetune, "distill": _distill, "evaluate": _evaluate,
+            "predict": _predict, "export": _export}
 
 
 def main(argv=None):
-    from tfdistil.data import DataError
-    from tfdistil.jobs import RunError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, commands = _build()
     if not argv or argv[0] not in commands:
@@ -523,13 +483,26 @@ def main(argv=None):
         return 2
     command = argv[0]
     try:
-        values, given = _parse(commands[command], argv[1:])
+        values, given = _parse(commands[command], argv[1:], command)
+    except UsageError as error:
+        return _user_error(command, error)
+    from tfdistil._env import quiet_tensorflow
+
+    quiet_tensorflow()
+    from tfdistil.data import DataError
+    from tfdistil.jobs import RunError
+
+    try:
         HANDLERS[command](values, given)
     except (UsageError, RunError, DataError) as error:
-        message = " ".join(str(error).split())  # one line
-        print(f"tfdistil {command}: error: {message}", file=sys.stderr)
-        return 2
+        return _user_error(command, error)
     return 0
+
+
+def _user_error(command, error):
+    message = " ".join(str(error).split())  # one line
+    print(f"tfdistil {command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

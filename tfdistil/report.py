@@ -1,7 +1,4 @@
 """Run reports: report.json, report.md and PNG plots in the run folder."""
-import json
-import os
-
 import numpy as np
 
 
@@ -75,35 +72,3 @@ def markdown_table(rows, columns):
     rule = "|" + "|".join("---" for _ in columns) + "|"
     body = ["| " + " | ".join(fmt.format(row[key]) for key, _, fmt in columns) + " |" for row in rows]
     return "\n".join([head, rule, *body])
-
-
-MODEL_COLUMNS = [
-    ("model", "model", "{}"),
-    ("accuracy", "dev accuracy", "{:.2%}"),
-    ("parameters", "parameters", "{:,}"),
-    ("size_mb", "size (MB)", "{:.2f}"),
-    ("latency_ms_batch1", "latency b=1 (ms)", "{:.2f}"),
-    ("latency_ms_batch32", "latency b=32 (ms)", "{:.2f}"),
-    ("speedup_batch32", "speed-up b=32", "{:.2f}x"),
-]
-
-
-def write_report(run_dir, report):
-    """report.json (everything) and report.md (the table and the plots)."""
-    with open(os.path.join(run_dir, "report.json"), "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-    lines = [
-        f"# Run `{report['name']}`",
-        "",
-        report.get("summary", ""),
-        "",
-        markdown_table(report["models"], MODEL_COLUMNS),
-        "",
-        f"Precision: `{report['precision']}` ({report['precision_reason']}). "
-        f"Dev set: {report['dev_examples']} examples. Wall time: {report['wall_time_s']:.0f} s.",
-        "",
-    ]
-    for plot in report.get("plots", []):
-        lines.append(f"![{plot}]({plot})")
-    with open(os.path.join(run_dir, "report.md"), "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")

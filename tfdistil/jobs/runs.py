@@ -11,8 +11,6 @@
 import json
 import os
 
-from tfdistil.text import WordPieceTokenizer, save_vocabulary
-
 TOKENIZER_FILE = "tokenizer.json"
 LABEL_NAMES_FILE = "label_names.json"
 # What `--model` means when it is not given: the fine-tuned model, else the distilled student.
@@ -45,8 +43,8 @@ def run_config(run_dir):
 
 
 def run_task(run_dir):
-    """"ner" for a tagger run (`finetune --task ner`, `distill` of a tagger), else "classification"."""
-    return run_config(run_dir).get("task", "classification")
+    """The task the run was trained for (config.json's `task`; runs older than it: classification)."""
+    return run_config(run_dir).get("task") or "classification"
 
 
 def write_json(path, value):
@@ -56,24 +54,22 @@ def write_json(path, value):
 
 def save_run_tokenizer(tokenizer, run_dir):
     """vocab.txt and tokenizer.json (the settings that rebuild `tokenizer` with the vocabulary)."""
+    from tfdistil.text import save_vocabulary
+
     save_vocabulary(tokenizer.get_vocabulary(), os.path.join(run_dir, "vocab.txt"))
     config = tokenizer.get_config()
     write_json(os.path.join(run_dir, TOKENIZER_FILE), {k: config[k] for k in _TOKENIZER_SETTINGS})
 
 
 def load_run_tokenizer(run_dir):
-    """The run's WordPieceTokenizer. A run without tokenizer.json (the embedded default run)
-    gets the defaults with config.json's `sequence_length`."""
+    """The run's WordPieceTokenizer (vocab.txt with tokenizer.json's settings)."""
+    from tfdistil.text import WordPieceTokenizer
+
     check_run_dir(run_dir)
     vocab_path = os.path.join(run_dir, "vocab.txt")
     if not os.path.isfile(vocab_path):
         raise RunError(f"vocabulary not found: {vocab_path}")
-    settings_path = os.path.join(run_dir, TOKENIZER_FILE)
-    if os.path.isfile(settings_path):
-        settings = _read_json(settings_path, "tokenizer settings")
-    else:
-        config = _read_json(os.path.join(run_dir, "config.json"), "run configuration")
-        settings = {"sequence_length": int(config["sequence_length"]), "pad_to_sequence_length": False}
+    settings = _read_json(os.path.join(run_dir, TOKENIZER_FILE), "tokenizer settings")
     return WordPieceTokenizer(vocab_path, **settings)
 
 
@@ -82,14 +78,9 @@ def save_run_label_names(label_names, run_dir):
 
 
 def load_run_label_names(run_dir):
-    """label_names.json; the embedded default run (sentiment data) has none and gets its labels."""
+    """label_names.json: label strings in the model's output order."""
     check_run_dir(run_dir)
-    path = os.path.join(run_dir, LABEL_NAMES_FILE)
-    if not os.path.isfile(path) and os.path.isfile(os.path.join(run_dir, "models", "teacher.keras")):
-        from tfdistil.data import SENTIMENT_LABEL_NAMES
-
-        return list(SENTIMENT_LABEL_NAMES)
-    return _read_json(path, "label names")
+    return _read_json(os.path.join(run_dir, LABEL_NAMES_FILE), "label names")
 
 
 def run_model_names(run_dir):

@@ -1,13 +1,8 @@
-"""The teacher a `finetune` job starts from: a local Hugging Face checkpoint with a new
-head, or a preset size at random init with a given or learned vocabulary."""
+"""The teacher a job starts from: a local Hugging Face checkpoint with a new head, or a preset
+size at random init with a given or learned vocabulary."""
 import os
 
 from tfdistil.jobs.runs import RunError
-from tfdistil.models import BertBackbone, DistilBertBackbone, TextClassifier, TokenClassifier
-from tfdistil.models.presets import PRESET_ARCHITECTURE
-from tfdistil.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary
-
-TASK_MODELS = {"text_classification": TextClassifier, "token_classification": TokenClassifier}
 
 
 def check_teacher_source(hf, preset, vocabulary):
@@ -20,8 +15,13 @@ def check_teacher_source(hf, preset, vocabulary):
 
 def build_teacher(task, num_classes, texts, *, hf=None, preset=None, vocabulary=None, vocabulary_size=1000,
                   num_layers=None, sequence_length=128):
-    """(task model named "teacher", tokenizer with per-batch padding). `texts` (strings) are
-    what a vocabulary is learned from when a preset comes without `vocabulary`."""
+    """(the task's model named "teacher", tokenizer with per-batch padding). `task` is a
+    declaration (`tfdistil.tasks`); `texts` (strings) are what a vocabulary is learned from when a
+    preset comes without `vocabulary`."""
+    from tfdistil.models import BertBackbone, DistilBertBackbone
+    from tfdistil.models.presets import PRESET_ARCHITECTURE
+    from tfdistil.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary
+
     check_teacher_source(hf, preset, vocabulary)
     if hf is not None:
         from tfdistil.convert import load_hf
@@ -30,7 +30,7 @@ def build_teacher(task, num_classes, texts, *, hf=None, preset=None, vocabulary=
             raise RunError(f"Hugging Face folder not found: {hf}")
         try:
             model, tokenizer = load_hf(
-                hf, task=task, num_classes=num_classes,
+                hf, task=task.hf_task, num_classes=num_classes,
                 tokenizer_kwargs={"sequence_length": sequence_length, "pad_to_sequence_length": False},
             )
         except (FileNotFoundError, ValueError) as error:
@@ -55,4 +55,4 @@ def build_teacher(task, num_classes, texts, *, hf=None, preset=None, vocabulary=
     if num_layers is not None:
         overrides["num_layers"] = num_layers
     backbone = backbone_class.from_preset(preset, **overrides)
-    return TASK_MODELS[task](backbone, num_classes=num_classes, name="teacher"), tokenizer
+    return task.head(backbone, num_classes=num_classes, name="teacher"), tokenizer

@@ -1,0 +1,102 @@
+"""What a task declaration says. The jobs (`tfdistil.jobs`) ask a declaration; they never ask
+which task they are running.
+
+A declaration is a `TaskSpec` subclass: how its files are read, the head it puts on a backbone
+and its fine-tuning loss, how the Distiller compares teacher and student outputs, its metrics,
+report rows and plots, how `predict` reads and prints, and its serving signature."""
+import os
+
+
+class InputError(ValueError):
+    """An input line that `predict` cannot read for this task: a user error."""
+
+
+class TaskSpec:
+    """One kind of task. Subclasses fill in the class attributes and the methods below."""
+
+    name = None            # "classification", "ner", ...: the `--task` value and config.json's `task`
+    head = None            # the task model class (tfdistil.models): `head(backbone, num_classes=..., name=...)`
+    serving = None         # the export's signature kind (tfdistil.export) for this head
+    hf_task = None         # the `task` of `tfdistil.convert.load_hf` that puts this head on a checkpoint
+    examples = "examples"  # what an example is called in log lines ("sentences" for a tagger)
+    main_metric = None     # the row key that the summary and early stopping are about ("accuracy", "f1")
+    # Early stopping of plain fine-tuning and of the Distiller: (monitored log, "max" or "min").
+    finetune_monitor = ("val_accuracy", "max")
+    distill_monitor = ("val_accuracy", "max")
+    # How the Distiller compares teacher and student outputs: "per_example" (sequence logits),
+    # "per_token" (logits at labelled positions; -100 labels and padding ignored).
+    distill_outputs = "per_example"
+    augmentable = False    # can the distilled student train on teacher-labelled augmented copies
+    # The settings of `tfdistil.jobs.config.DataConfig` that this task's reader uses; the CLI
+    # refuses the other tasks' ones.
+    data_settings = ()
+    plots = ()             # PNG files of a distillation run's report besides training_curves.png
+
+    # ----- data
+    def read(self, path, data_config, label_names=None):
+        """The examples of `path` (DataError naming the file, line and value on bad input)."""
+        raise NotImplementedError
+
+    def vocabulary_texts(self, data):
+        """Strings a WordPiece vocabulary is learned from when a preset comes without one."""
+        raise NotImplementedError
+
+    def dataset(self, data, tokenizer, batch_size, **kwargs):
+        """A batched `(features, labels)` tf.data.Dataset (`kwargs`: shuffle, seed, epoch,
+        bucket_boundaries, log_truncation)."""
+        raise NotImplementedError
+
+    # ----- training
+    def finetune_loss(self):
+        raise NotImplementedError
+
+    def finetune_metrics(self):
+        return []
+
+    def distill_metrics(self):
+        return ["accuracy"]
+
+    def ignored_warnings(self):
+        """Warning message patterns that fitting this head raises by design."""
+        return ()
+
+    # ----- scoring and reports
+    def score(self, model, data, tokenizer, batch_size):
+        """{metric: value, ...} of `model` on `data`, the task's own metrics."""
+        raise NotImplementedError
+
+    def model_row(self, label, model, scores, tokenizer):
+        """The report row of one model: its scores and what else the task reports."""
+        raise NotImplementedError
+
+    def summary(self, rows):
+        """One sentence about a run's rows (teacher first, then students)."""
+        raise NotImplementedError
+
+    def report_extras(self, data):
+        """Task-specific keys of report.json (e.g. a tagger's entity types)."""
+        return {}
+
+    def markdown(self, report):
+        """report.md."""
+        raise NotImplementedError
+
+    def write_plots(self, run_dir, rows, student, dev, tokenizer, batch_size):
+        """Write `self.plots` into `run_dir`."""
+
+    # ----- evaluate and predict
+    def evaluate(self, model_name, model, data, tokenizer, batch_size, output):
+        """The result dict of `tfdistil evaluate` (written as JSON by the job)."""
+        raise NotImplementedError
+
+    def parse_inputs(self, lines, run_config):
+        """`predict`'s input lines as the task's inputs (InputError for a line the task cannot read)."""
+        return list(lines)
+
+    def predict(self, model, tokenizer, label_names, inputs, batch_size):
+        """One printable line per input, in input order."""
+        raise NotImplementedError
+
+
+def output_stem(path):
+    return os.path.splitext(os.path.basename(str(path)))[0]

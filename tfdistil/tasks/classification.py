@@ -1,0 +1,166 @@
+"""Text classification, single sentences and sentence pairs: a label a text."""
+import numpy as np
+
+from tfdistil.tasks.base import InputError, TaskSpec
+
+MODEL_COLUMNS = [
+    ("model", "model", "{}"),
+    ("accuracy", "dev accuracy", "{:.2%}"),
+    ("parameters", "parameters", "{:,}"),
+    ("size_mb", "size (MB)", "{:.2f}"),
+    ("latency_ms_batch1", "latency b=1 (ms)", "{:.2f}"),
+    ("latency_ms_batch32", "latency b=32 (ms)", "{:.2f}"),
+    ("speedup_batch32", "speed-up b=32", "{:.2f}x"),
+]
+
+
+class Classification(TaskSpec):
+    name = "classification"
+    serving = "text_classification"
+    hf_task = "text_classification"  # `tfdistil.convert.load_hf` task
+    main_metric = "accuracy"
+    distill_outputs = "per_example"
+    augmentable = True
+    data_settings = ("text_column", "text_pair_column", "label_column", "augment_copies")
+    plots = ("accuracy_vs_latency.png", "confusion_matrix.png")
+
+    @property
+    def head(self):
+        from tfdistil.models import TextClassifier
+
+        return TextClassifier
+
+    def read(self, path, data_config, label_names=None):
+        from tfdistil.data import read_text_classification
+
+        return read_text_classification(
+            path, text_column=data_config.text_column, label_column=data_config.label_column,
+            text_pair_column=data_config.text_pair_column, label_names=label_names,
+        )
+
+    def vocabulary_texts(self, data):
+        return data.texts + (data.text_pairs or [])
+
+    def dataset(self, data, tokenizer, batch_size, **kwargs):
+        from tfdistil.data import make_classification_dataset
+
+        return make_classification_dataset(data, tokenizer, batch_size, **kwargs)
+
+    def finetune_loss(self):
+        import keras
+
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def finetune_metrics(self):
+        return ["accuracy"]
+
+    def score(self, model, data, tokenizer, batch_size):
+        from tfdistil import evaluation
+
+        ds = self.dataset(data, tokenizer, batch_size, log_truncation=False)
+        return {"accuracy": evaluation.accuracy(model, ds)}
+
+    def model_row(self, label, model, scores, tokenizer):
+        from tfdistil import evaluation
+
+        length = int(tokenizer.sequence_length)
+        return {
+            "model": label,
+            "accuracy": scores["accuracy"],
+            "parameters": int(model.count_params()),
+            "size_mb": evaluation.size_on_disk_mb(model),
+            "latency_ms_batch1": evaluation.latency_ms(model, 1, length),
+            "latency_ms_batch32": evaluation.latency_ms(model, 32, length),
+        }
+
+    def summary(self, rows):
+        for row in rows:
+            for b in (1, 32):
+                row[f"speedup_batch{b}"] = rows[0][f"latency_ms_batch{b}"] / row[f"latency_ms_batch{b}"]
+        if len(rows) == 1:
+            return f"Dev accuracy {rows[0]['accuracy']:.2%}."
+        versus = f" vs hard labels only {rows[2]['accuracy']:.1%}" if len(rows) > 2 else ""
+        return (f"Teacher {rows[0]['accuracy']:.1%}; student distilled {rows[1]['accuracy']:.1%}{versus}; "
+                f"student is {rows[1]['speedup_batch32']:.2f}x faster at batch 32.")
+
+    def markdown(self, report):
+        from tfdistil.report import markdown_table
+
+        lines = [
+            f"# Run `{report['name']}`", "", report.get("summary", ""), "",
+            markdown_table(report["models"], MODEL_COLUMNS), "",
+            f"Precision: `{report['precision']}` ({report['precision_reason']}). "
+            f"Dev set: {report['dev_examples']} examples. Wall time: {report['wall_time_s']:.0f} s.", "",
+        ]
+        lines += [f"![{plot}]({plot})" for plot in report.get("plots", [])]
+        return "\n".join(lines) + "\n"
+
+    def write_plots(self, run_dir, rows, student, dev, tokenizer, batch_size):
+        import os
+
+        from tfdistil import evaluation, report
+
+        report.plot_accuracy_vs_latency(rows, os.path.join(run_dir, "accuracy_vs_latency.png"))
+        ds = self.dataset(dev, tokenizer, batch_size, log_truncation=False)
+        y_true, y_pred = evaluation.predict_labels(student, ds)
+        report.plot_confusion_matrix(y_true, y_pred, dev.label_names, os.path.join(run_dir, "confusion_matrix.png"),
+                                     title="distilled student, dev")
+
+    def evaluate(self, model_name, model, data, tokenizer, batch_size, output):
+        import os
+
+        from tfdistil import evaluation, report
+
+        ds = self.dataset(data, tokenizer, batch_size, log_truncation=False)
+        y_true, y_pred = evaluation.predict_labels(model, ds)
+        names = data.label_names
+        plot = os.path.splitext(output)[0] + "_confusion_matrix.png"
+        report.plot_confusion_matrix(y_true, y_pred, names, plot, title=f"{model_name}, {os.path.basename(data.path)}")
+        confusion = np.zeros((len(names), len(names)), dtype=int)
+        np.add.at(confusion, (y_true, y_pred), 1)
+        return {
+            "examples": int(len(y_true)),
+            "correct": int(np.sum(y_true == y_pred)),
+            "accuracy": float(np.mean(y_true == y_pred)),
+            "label_names": list(names),
+            "confusion_matrix": confusion.tolist(),
+            "confusion_matrix_png": plot,
+        }
+
+    def parse_inputs(self, lines, run_config):
+        """Texts, or (first, second) pairs 'first<TAB>second' for a run trained on pairs."""
+        if not run_config.get("text_pair_column"):
+            return list(lines)
+        for number, text in enumerate(lines, 1):
+            if "\t" not in text:
+                raise InputError(f"input {number} ({text[:60]!r}) has no TAB: this run was trained on sentence "
+                                 "pairs; give each as 'first<TAB>second'")
+        return [tuple(text.split("\t", 1)) for text in lines]
+
+    def predict(self, model, tokenizer, label_names, inputs, batch_size):
+        """label<TAB>probability<TAB>input of each input."""
+        return [f"{label}\t{probability:.4f}\t{shown}" for (label, probability), shown in
+                zip(self.probabilities(model, tokenizer, label_names, inputs, batch_size),
+                    ("\t".join(x) if isinstance(x, tuple) else x for x in inputs))]
+
+    def probabilities(self, model, tokenizer, label_names, inputs, batch_size):
+        """(label, probability) of each text or (first, second) pair, in input order."""
+        import tensorflow as tf
+
+        from tfdistil import evaluation
+
+        results = []
+        infer = evaluation.inference_function(model)
+        for i in range(0, len(inputs), batch_size):
+            chunk = inputs[i: i + batch_size]
+            if chunk and isinstance(chunk[0], tuple):
+                segments = [tf.constant([a for a, _ in chunk], tf.string), tf.constant([b for _, b in chunk], tf.string)]
+            else:
+                segments = [tf.constant(chunk, tf.string)]
+            logits = np.asarray(infer(tokenizer(*segments)), dtype=np.float64)  # (batch, classes)
+            logits -= logits.max(axis=-1, keepdims=True)
+            probs = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+            for row in probs:
+                k = int(np.argmax(row))
+                results.append((label_names[k], float(row[k])))
+        return results
