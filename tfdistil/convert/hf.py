@@ -1,11 +1,8 @@
 """Hugging Face checkpoints in (`load_hf`) and out (`save_hf`).
 
-A Hugging Face folder is `config.json` + weights (`model.safetensors` or
-`pytorch_model.bin`, possibly sharded) + a tokenizer (`vocab.txt`,
-`tokenizer_config.json`). The names on each side are paired in `mapping.py`;
-this module builds the model from `config.json`, moves the tensors through that
-table (transposing PyTorch Linear weights and fusing/splitting Q, K, V), and
-checks that every weight is accounted for.
+A folder is `config.json`, weights (`model.safetensors` or `pytorch_model.bin`, possibly
+sharded) and `vocab.txt`. The model is built from `config.json` and the tensors move through
+`mapping.py`'s tables, every weight accounted for, so a checkpoint never loads half-right.
 """
 import json
 import logging

@@ -1,21 +1,14 @@
 """Our weight names <-> Hugging Face tensor names: one table per architecture.
 
-This is the only place that knows Hugging Face's names. Each table row is
+The only place that knows Hugging Face's names, so a new checkpoint family is a new table.
+A row is `(our weight, HF tensor name(s), transpose)`:
 
-    (our weight, HF tensor name(s), transpose)
-
-* our weight: an attribute path from a layer of our model, e.g.
-  `transformer_layer_{i}.attention.qkv_kernel` is
-  `model.get_layer("transformer_layer_0").attention.qkv_kernel`. Backbone rows
-  start at a backbone layer, head rows at a layer of the task model.
-* HF tensor name(s): backbone rows are relative to the base model (HF's
-  `BertModel` state dict, no `bert.` prefix); head rows are top-level names of the
-  HF task model. Several names are concatenated on our last axis (the fused
-  [Wq | Wk | Wv] projection).
-* transpose: PyTorch `nn.Linear.weight` is (out, in), a Keras `Dense` kernel is
-  (in, out).
-
-`{i}` is the encoder layer index.
+* our weight: an attribute path from a layer of our model (`transformer_layer_{i}.attention.
+  qkv_kernel`, `{i}` the encoder layer); backbone rows start at a backbone layer, head rows at
+  a layer of the task model.
+* HF name(s): backbone rows relative to the base model (no `bert.` prefix), head rows top-level
+  names of the HF task model; several names are concatenated on our last axis (fused Q, K, V).
+* transpose: PyTorch `nn.Linear.weight` is (out, in), a Keras `Dense` kernel (in, out).
 """
 import dataclasses
 import re

@@ -1,19 +1,12 @@
-"""Text augmentation for distillation: more text for the teacher to label.
+"""Text augmentation: perturbed copies of the training sentences, for the teacher to label.
 
-A student distilled on the labelled set alone sees only what hard-label training sees.
-Tang et al. (2019, "Distilling Task-Specific Knowledge from BERT into Simple Neural
-Networks") and TinyBERT (Jiao et al., 2020) distil on many perturbed copies of the training
-sentences as well: the copies have no labels, the teacher's outputs are their targets.
-This module makes those copies; `Distiller` trains on them through the teacher terms only
-(their label is `UNLABELLED`, -100).
-
-The rules, Tang et al.'s, applied word by word to a whitespace-split sentence:
-  - with probability `p_mask` a word becomes the mask token;
-  - else, with probability `p_replace`, a word is drawn from the corpus' own word counts
-    (Tang et al. draw a word of the same part of speech; no tagger is needed here);
-  - then, with probability `p_ngram`, only an n-gram of the result is kept, n uniform
-    in 1..`max_ngram`.
-Copies equal to their sentence, or to an earlier copy, are dropped.
+A student distilled on the labelled set alone sees only what hard-label training sees; Tang et
+al. (2019) and TinyBERT (Jiao et al., 2020) distil on perturbed copies as well. The copies are
+labelled `UNLABELLED` (-100), so `Distiller` trains on them through the teacher terms only.
+Tang et al.'s rules, word by word: mask with `p_mask`, else swap for a corpus word with
+`p_replace` (drawn from the corpus' word counts, not by part of speech); then with `p_ngram` keep
+one n-gram, n uniform in 1..`max_ngram`. Copies equal to their sentence or to an earlier copy are
+dropped.
 """
 from __future__ import annotations
 

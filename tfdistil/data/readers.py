@@ -1,17 +1,10 @@
 """Readers for labelled text files: CSV / TSV / JSON Lines classification data and CoNLL NER data.
 
-Pure Python (no TensorFlow): a reader either returns a complete, validated dataclass or raises
-`DataError` naming the file, the 1-based line number and the offending value. Nothing is returned
-half-read.
-
-Formats:
-
-* CSV (``.csv``): a header row, standard quoting (fields may be quoted and span lines).
-* TSV (``.tsv``): a header row, GLUE style: fields are split on tabs and quotes are ordinary
-  characters (SST-2 sentences contain ``"`` and ``'``).
-* JSON Lines (``.jsonl`` or ``.json``): one JSON object a line.
-* CoNLL (`read_conll`): ``TOKEN TAG [extra ...]`` a line, a blank line ends a sentence,
-  ``-DOCSTART-`` lines are skipped.
+Pure Python: a reader returns a complete, validated dataclass or raises `DataError` naming the
+file, the 1-based line and the value, so a bad file fails before any training starts.
+CSV has standard quoting; TSV is GLUE style (split on tabs, quotes are ordinary characters, as
+SST-2 sentences contain them); JSON Lines is one object a line; CoNLL is `TOKEN TAG [extra ...]`
+a line, a blank line between sentences, `-DOCSTART-` skipped.
 """
 from __future__ import annotations
 

@@ -1,17 +1,10 @@
 """`fit_resumable`: `model.fit` that a killed process picks up where it stopped, mid-epoch.
 
-Keras' `BackupAndRestore` restores the weights and the epoch, but not the position inside the
-epoch: a run killed after 900 of 1,000 batches trains those 900 again. Here every
-`save_every` batches the weights, the optimizer state, the history so far, the early-stopping
-state and the position (epoch, batches done) go to `backup_dir`; a new call with the same
-`backup_dir` loads them, skips the finished batches of that epoch and goes on. Skipping is
-exact when the epoch's order of batches can be reproduced in a new process: unshuffled data,
-or a `tfdistil.data` dataset shuffled with an `epoch` variable (the order of epoch e is then a
-function of the seed and e alone), which `fit_resumable` sets before each epoch.
-
-Each epoch is one `model.fit(initial_epoch=e, epochs=e + 1)` call: the compiled train
-function is kept between calls, the learning-rate schedule follows `optimizer.iterations`
-(saved with the optimizer), and callbacks see `on_train_begin/end` once an epoch.
+Keras' `BackupAndRestore` resumes at the start of the epoch, so a run killed late in an epoch
+trains it again. Here every `save_every` batches the weights, optimizer, history, early-stopping
+state and position go to `backup_dir`; a new call skips the finished batches, exactly when the
+epoch's order is reproducible (unshuffled data, or a `tfdistil.data` dataset shuffled by an
+`epoch` variable, which this sets). Each epoch is one `model.fit(initial_epoch=e, epochs=e + 1)`.
 """
 import json
 import os
