@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -34,15 +35,15 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, SHARED_DATA, benchmark_vocabulary  # noqa: E402
 from tfdistil.data import make_classification_dataset, read_glue_tsv  # noqa: E402
 from tfdistil.layers import skip_padding  # noqa: E402
 from tfdistil.models import BertBackbone, TextClassifier  # noqa: E402
 from tfdistil.recipes import count_batches  # noqa: E402
-from tfdistil.jobs.peers import benchmark_vocabulary  # noqa: E402
 from tfdistil.text import WordPieceTokenizer  # noqa: E402
 from tfdistil.training import make_optimizer  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SEQUENCE_LENGTH = 128
 BOUNDARIES = (16, 32, 64, 128)
 
@@ -105,7 +106,7 @@ def run_epoch(name, dataset, initial_weights, args, vocab_size, skip):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default=str(REPO_ROOT.parent / "shared" / "data"),
+    parser.add_argument("--data-dir", default=str(SHARED_DATA),
                         help="folder holding sst2/train.tsv (default: ../shared/data next to the repo)")
     parser.add_argument("--limit", type=int, default=None,
                         help="use the first N training sentences (default: all 67,349)")
@@ -120,7 +121,7 @@ def main(argv=None):
     parser.add_argument("--no-skip-padding-epochs", action="store_true",
                         help="time only the two epochs the issue compares (not the skip_padding ones)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks" / "results" / "bucketing.json"))
+    parser.add_argument("--output", default=str(RESULTS / "bucketing.json"))
     args = parser.parse_args(argv)
 
     data = read_glue_tsv(os.path.join(args.data_dir, "sst2", "train.tsv"))

@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_real_data import REPO_ROOT, RESULTS, minilm_folder, scored, steps  # noqa: E402
+from bench_real_data import minilm_folder, scored, steps  # noqa: E402
+from common import REPO_ROOT, RESULTS, SHARED_DATA  # noqa: E402
 
 BUDGET_MIN = 30.0
 
@@ -57,8 +58,7 @@ def timed_step(run_dir, argv, before=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs-dir", default=str(REPO_ROOT / "runs" / "cost"))
-    parser.add_argument("--data-dir", default=os.environ.get("TFDISTIL_SHARED_DATA",
-                                                             str(REPO_ROOT.parent / "shared" / "data")))
+    parser.add_argument("--data-dir", default=os.environ.get("TFDISTIL_SHARED_DATA", str(SHARED_DATA)))
     args = parser.parse_args(argv)
     runs_dir = Path(args.runs_dir)
     (teacher_dir, teacher_argv), (student_dir, student_argv) = steps("sst2", Path(args.data_dir), runs_dir, [0])

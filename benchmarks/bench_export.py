@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+import sys
 import time
 from pathlib import Path
 
@@ -29,16 +30,17 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: E402,F401  (ops of the SavedModel's in-graph tokenizer)
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, SHARED_DATA, path_size_bytes  # noqa: E402
 from tfdistil.data import read_glue_tsv  # noqa: E402
-from tfdistil.evaluation import median_seconds, path_size_bytes  # noqa: E402
+from tfdistil.evaluation import median_seconds  # noqa: E402
 from tfdistil.export import TFLiteClassifier, export_saved_model, export_tflite  # noqa: E402
 from tfdistil.jobs import FinetuneConfig, finetune, load_run_label_names, load_run_model  # noqa: E402
 from tfdistil.jobs import load_run_tokenizer  # noqa: E402
 from tfdistil.text import WordPieceTokenizer  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "sst2"
-RESULTS = REPO_ROOT / "benchmarks" / "results" / "export.json"
+DEFAULT_DATA = SHARED_DATA / "sst2"
+OUTPUT = RESULTS / "export.json"
 INT8_AGREEMENT_TARGET = 0.99
 
 
@@ -89,7 +91,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2, help="TFLite interpreter threads")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument("--output", default=str(OUTPUT))
     args = parser.parse_args()
 
     start = time.time()

@@ -21,7 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO_ROOT, RESULTS  # noqa: E402
+
 sys.path.insert(0, str(REPO_ROOT))
 
 
@@ -100,7 +102,7 @@ def train_teacher(seed, update, update_step, vocab, train, dev, config, run_dir)
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0-23", help="seeds, e.g. 0-23 or 0,3,5 (default: 0-23)")
-    parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks" / "results" / "optimizer_seeds.json"))
+    parser.add_argument("--output", default=str(RESULTS / "optimizer_seeds.json"))
     parser.add_argument("--summarize", action="store_true", help="only recompute the summary of the rows on file")
     args = parser.parse_args(argv)
 

@@ -5,7 +5,7 @@ training-step throughput (tfdistil vs KerasHub classifiers), model FLOPs utilisa
 matmul peak measured in the same run, the distilbert_base / bert_base speed-up, and one SST-2
 epoch bucketed vs padded to 128 (bench_bucketing.py). Prints markdown tables, writes
 benchmarks/results/peers.json and the README section benchmarks/results/peers.md. The logic
-lives in tfdistil/jobs/peers.py (also `tfdistil benchmark --peers`).
+lives in benchmarks/peers.py.
 
 Needs the bench extra:  pip install -e ".[bench]"
 
@@ -19,11 +19,14 @@ import argparse
 import dataclasses
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from tfdistil.jobs.peers import PeerOptions, rederive, run_peers  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # noqa: E402
+from common import command  # noqa: E402
 
 
 def _names(text):
@@ -35,7 +38,7 @@ def _ints(text):
 
 
 def _parser():
-    defaults = PeerOptions()
+    defaults = peers.PeerOptions()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a smoke run (bert_mini, seq 64, batch 1,8, one round, no SST-2 "
                    "epoch); other flags still override it")
@@ -98,20 +101,20 @@ def _options(args, argv):
     elif args.models is not None:
         chosen["train_models"] = args.models
     chosen = {k: v for k, v in chosen.items() if v is not None}
-    chosen["command"] = " ".join(["python benchmarks/bench_peers.py", *(argv if argv is not None else sys.argv[1:])])
-    return PeerOptions.quick(**chosen) if args.quick else PeerOptions(**chosen)
+    chosen["command"] = command("bench_peers.py", argv)
+    return peers.PeerOptions.quick(**chosen) if args.quick else peers.PeerOptions(**chosen)
 
 
 def main(argv=None):
     args = _parser().parse_args(argv)
     if args.rederive:
-        result = rederive(args.rederive, args.markdown)
+        result = peers.rederive(args.rederive, args.markdown)
         print(result["markdown"])
         print(f"rewrote {args.rederive}" + (f" and {args.markdown}" if args.markdown else "") + " from its timed rows")
         return
     options = _options(args, argv)
     print("options:", {k: v for k, v in dataclasses.asdict(options).items() if k != "command"}, flush=True)
-    result = run_peers(options)
+    result = peers.run_peers(options)
     print()
     print(result["markdown"])
     print(f"wrote {options.output} and {options.markdown} ({result['wall_time_s'] / 60:.1f} min)")

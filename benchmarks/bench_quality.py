@@ -49,6 +49,7 @@ from tfdistil import evaluation  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_real_data import scored  # noqa: E402
+from common import REPO_ROOT, RESULTS, SHARED_DATA  # noqa: E402
 from tfdistil.data import make_classification_dataset, read_glue_tsv  # noqa: E402
 from tfdistil.distillation import Distiller, init_student_from_teacher  # noqa: E402
 from tfdistil.export import export_saved_model  # noqa: E402
@@ -57,8 +58,7 @@ from tfdistil.models import DistilBertBackbone, TextClassifier  # noqa: E402
 from tfdistil.recipes import augmented_training, count_batches  # noqa: E402
 from tfdistil.training import fit_resumable, make_optimizer, precision_scope  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-RESULTS = REPO_ROOT / "benchmarks" / "results" / "quality.json"
+OUTPUT = RESULTS / "quality.json"
 A = {"num_layers": 3, "init": "teacher"}
 B = {"num_layers": 4, "hidden_dim": 256, "num_heads": 4, "intermediate_dim": 1024, "init": "random"}
 B2 = {"num_layers": 2, "init": "teacher"}
@@ -217,11 +217,10 @@ def main(argv=None):
     parser.add_argument("--rows", required=True, help=f"comma-separated, of: {', '.join(ROWS)}")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--runs-dir", default=str(REPO_ROOT / "runs" / "real"))
-    parser.add_argument("--data-dir", default=os.environ.get("TFDISTIL_SHARED_DATA",
-                                                             str(REPO_ROOT.parent / "shared" / "data")))
+    parser.add_argument("--data-dir", default=os.environ.get("TFDISTIL_SHARED_DATA", str(SHARED_DATA)))
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--limit", type=int, default=None, help="first N training sentences (smoke runs)")
-    parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument("--output", default=str(OUTPUT))
     parser.add_argument("--teacher", default=None, help="teacher run folder (default: RUNS_DIR/sst2_teacher)")
     parser.add_argument("--export", action="store_true",
                         help="export each student trained now to saved_models/sst2_<row>_seed<N> (TF Serving)")

