@@ -40,7 +40,7 @@ from common import RESULTS, SHARED_DATA, benchmark_vocabulary  # noqa: E402
 from tfdistil.data import make_classification_dataset, read_glue_tsv  # noqa: E402
 from tfdistil.layers import skip_padding  # noqa: E402
 from tfdistil.models import BertBackbone, TextClassifier  # noqa: E402
-from tfdistil.recipes import count_batches  # noqa: E402
+from tfdistil.jobs.pipeline import count_batches  # noqa: E402
 from tfdistil.text import WordPieceTokenizer  # noqa: E402
 from tfdistil.training import make_optimizer  # noqa: E402
 

@@ -35,7 +35,7 @@ from common import RESULTS, SHARED_DATA, path_size_bytes  # noqa: E402
 from tfdistil.data import read_glue_tsv  # noqa: E402
 from tfdistil.evaluation import median_seconds  # noqa: E402
 from tfdistil.export import TFLiteClassifier, export_saved_model, export_tflite  # noqa: E402
-from tfdistil.jobs import FinetuneConfig, finetune, load_run_label_names, load_run_model  # noqa: E402
+from tfdistil.jobs import RunConfig, finetune, load_run_label_names, load_run_model  # noqa: E402
 from tfdistil.jobs import load_run_tokenizer  # noqa: E402
 from tfdistil.text import WordPieceTokenizer  # noqa: E402
 
@@ -55,11 +55,11 @@ def train_run(data_dir, work, train_examples, sequence_length, seed, epochs, lea
     with open(data_dir / "train.tsv", encoding="utf-8") as f:
         lines = f.readlines()[: train_examples + 1]  # header + examples
     train_file.write_text("".join(lines), encoding="utf-8")
-    config = FinetuneConfig(
+    config = RunConfig.from_flat(
         train=str(train_file), dev=str(data_dir / "dev.tsv"), hf=hf, preset=None if hf else "bert_tiny",
-        vocabulary_size=8000,
-        name="sst2_tiny", runs_dir=str(work / "runs"), epochs=epochs, batch_size=32, learning_rate=learning_rate,
-        sequence_length=sequence_length, precision="float32", patience=1, seed=seed, verbose=2,
+        vocabulary_size=8000, name="sst2_tiny", runs_dir=str(work / "runs"), teacher_epochs=epochs, batch_size=32,
+        teacher_learning_rate=learning_rate, sequence_length=sequence_length, precision="float32", patience=1,
+        seed=seed, verbose=2,
     )
     report = finetune(config)
     return work / "runs" / "sst2_tiny", report

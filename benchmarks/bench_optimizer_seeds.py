@@ -73,25 +73,27 @@ def summarize(rows):
 def train_teacher(seed, update, update_step, vocab, train, dev, config, run_dir):
     import keras
 
-    from tfdistil import recipes
     from tfdistil.data import make_classification_dataset, train_and_dev_datasets
+    from tfdistil.jobs.pipeline import count_batches, fit_model
     from tfdistil.models import BertBackbone, TextClassifier
+    from tfdistil.tasks import get_task
     from tfdistil.text import WordPieceTokenizer
     from tfdistil.training import optimization
 
     # `update_step`: Keras' update for every variable, or tfdistil's own (restored by `main`).
     optimization.AdamW.update_step = update_step
     keras.utils.set_random_seed(seed)
-    tokenizer = WordPieceTokenizer(vocab, sequence_length=config.sequence_length, pad_to_sequence_length=False)
+    data, t = config.data, config.teacher
+    tokenizer = WordPieceTokenizer(vocab, sequence_length=data.sequence_length, pad_to_sequence_length=False)
     train_ds, dev_ds, epoch = train_and_dev_datasets(make_classification_dataset, train, dev, tokenizer,
-                                                     config.batch_size, seed)
-    backbone = BertBackbone.from_preset(config.teacher_preset, vocabulary_size=len(vocab),
-                                        max_sequence_length=config.sequence_length,
-                                        num_layers=config.teacher_num_layers)
+                                                     data.batch_size, seed)
+    backbone = BertBackbone.from_preset(t.preset, vocabulary_size=len(vocab), max_sequence_length=data.sequence_length,
+                                        num_layers=t.teacher_num_layers)
     teacher = TextClassifier(backbone, num_classes=train.num_classes, name="teacher")
     start = time.time()
-    history = recipes._fit_plain(teacher, train_ds, dev_ds, config.teacher_epochs, recipes.count_batches(train_ds),
-                                 config.teacher_learning_rate, run_dir, "teacher", 0, config.patience, epoch)
+    history = fit_model(get_task("classification"), teacher, train_ds, dev_ds, epochs=t.teacher_epochs,
+                        steps_per_epoch=count_batches(train_ds), learning_rate=t.teacher_learning_rate,
+                        run_dir=run_dir, name="teacher", config=config, epoch_variable=epoch)
     return {
         "seed": seed, "update": update, "best_val_accuracy": float(max(history["val_accuracy"])),
         "epochs": len(history["val_accuracy"]), "final_train_loss": float(history["loss"][-1]),
@@ -114,17 +116,17 @@ def main(argv=None):
         import keras
 
         from tfdistil.data import load_sentiment_dataset
-        from tfdistil.recipes import DefaultRunConfig
+        from tfdistil.jobs import embedded_config
         from tfdistil.text import learn_vocabulary
         from tfdistil.training import optimization, precision_scope
 
         updates = {"fused": optimization.AdamW.update_step, "keras": keras.optimizers.AdamW.update_step}
-        config = DefaultRunConfig(verbose=0)
+        config = embedded_config(verbose=0)
         train, dev = load_sentiment_dataset("train"), load_sentiment_dataset("dev")
-        vocab = learn_vocabulary(train.texts, config.vocabulary_size, progress=False)
+        vocab = learn_vocabulary(train.texts, config.teacher.vocabulary_size, progress=False)
         done = {(r["seed"], r["update"]) for r in result["rows"]}
         try:
-            with precision_scope(config.precision) as (policy, _), tempfile.TemporaryDirectory() as tmp:
+            with precision_scope(config.training.precision) as (policy, _), tempfile.TemporaryDirectory() as tmp:
                 result["policy"] = policy
                 for seed in parse_seeds(args.seeds):
                     # Alternate which update runs first in the process, in case order mattered.

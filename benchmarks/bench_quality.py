@@ -55,7 +55,10 @@ from tfdistil.distillation import Distiller, init_student_from_teacher  # noqa: 
 from tfdistil.export import export_saved_model  # noqa: E402
 from tfdistil.jobs.runs import load_run_label_names, load_run_model, load_run_tokenizer  # noqa: E402
 from tfdistil.models import DistilBertBackbone, TextClassifier  # noqa: E402
-from tfdistil.recipes import augmented_training, count_batches  # noqa: E402
+from tfdistil.jobs.pipeline import augmented_training, count_batches  # noqa: E402
+from tfdistil.tasks import get_task  # noqa: E402
+
+CLASSIFICATION = get_task("classification")
 from tfdistil.training import fit_resumable, make_optimizer, precision_scope  # noqa: E402
 
 OUTPUT = RESULTS / "quality.json"
@@ -113,7 +116,7 @@ def train_row(name, seed, teacher, train, dev, tokenizer, *, epochs, runs_dir, l
     keras.utils.set_random_seed(seed)
     start = time.time()
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-    augmented = augmented_training(train, tokenizer, AUGMENT_COPIES.get(name, 0), batch_size=batch_size, seed=seed,
+    augmented = augmented_training(CLASSIFICATION, train, tokenizer, AUGMENT_COPIES.get(name, 0), batch_size=batch_size, seed=seed,
                                    epoch_variable=epoch)
     if augmented is None:
         train_ds = make_classification_dataset(train, tokenizer, batch_size, shuffle=True, seed=seed, epoch=epoch)
