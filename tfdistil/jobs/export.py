@@ -12,13 +12,13 @@ import json
 import os
 from pathlib import Path
 
+from tfdistil.jobs.pipeline import STUDENT_FILES
 from tfdistil.jobs.runs import RunError, check_run_dir, load_run_label_names, load_run_model, load_run_tokenizer
 
 FORMATS = ("saved_model", "tflite", "hf")
 DEFAULT_OUT = {"saved_model": "saved_models", "tflite": "exports", "hf": "exports"}
-# report.json keys copied to the SavedModel's model card as metrics.
-_METRIC_KEYS = ("dev_accuracy", "dev_examples", "train_examples")
-_DISTILL_ROWS = {"student_distilled": "student (distilled)", "student_hard_labels": "student (hard labels)"}
+# report.json keys copied to the SavedModel's model card as metrics (besides the task's `dev_<metric>`).
+_COUNT_KEYS = ("dev_examples", "train_examples")
 
 
 def _model_card(run_dir, model_name):
@@ -29,10 +29,12 @@ def _model_card(run_dir, model_name):
         return card
     with open(path, encoding="utf-8") as f:
         report = json.load(f)
-    metrics = {k: report[k] for k in _METRIC_KEYS if k in report}
+    metrics = {k: v for k, v in report.items()
+               if k in _COUNT_KEYS or (k.startswith("dev_") and isinstance(v, (int, float)))}
     # A distillation run reports one row per model ("student (distilled)" for
     # models/student_distilled.keras): take this model's numbers.
-    labels = {model_name, model_name.replace("_", " "), _DISTILL_ROWS.get(model_name)}
+    rows = {file: label for label, file in STUDENT_FILES.items()}
+    labels = {model_name, model_name.replace("_", " "), rows.get(model_name)}
     for row in report.get("models") or []:
         if isinstance(row, dict) and row.get("model") in labels:
             metrics.update({k: v for k, v in row.items()

@@ -115,7 +115,7 @@ def _start_run(config, task, resolved):
     run_dir = config.run_dir
     os.makedirs(os.path.join(run_dir, "models"), exist_ok=True)
     keras.utils.set_random_seed(config.training.seed)
-    values = dict(config.flat(), task=task.name, **resolved)
+    values = {**config.flat(), "task": task.name, **resolved}
     path = os.path.join(run_dir, "config.json")
     same_run = False
     if os.path.exists(path):
