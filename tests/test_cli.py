@@ -271,8 +271,9 @@ def test_every_distiller_knob_from_flags_and_config_files(runs, tmp_path):
     assert (student.backbone.hidden_dim, student.backbone.num_heads, student.backbone.intermediate_dim) == (64, 1, 96)
     report = read_json(tmp_path / "narrow" / "report.json")
     assert report["layer_map"] is None and "random init" in out
-    # The cosine term needs equal widths: a clear one-line error, not a traceback.
-    user_error([*base, "--name", "bad", "--student-hidden-dim", "64", "--student-num-heads", "1"],
+    # The cosine term alone needs equal widths: a clear one-line error, not a traceback.
+    user_error([*base, "--name", "bad", "--student-hidden-dim", "64", "--student-num-heads", "1",
+                "--hidden-mse-weight", "0"],
                "cannot distil", "hidden_dim")
 
 
