@@ -1,12 +1,7 @@
-"""Quiet TensorFlow start-up: its C++ log lines and the CUDA probe's error on a machine without a
-GPU stay off stderr, unless the user sets `TF_CPP_MIN_LOG_LEVEL` (which is then obeyed).
-
-TensorFlow prints some lines while its libraries load, before absl logging is initialised, and
-those ignore `TF_CPP_MIN_LOG_LEVEL`. So the first `import tensorflow` after `quiet_tensorflow()`
-runs with file descriptor 2 piped through a small filter process that drops TensorFlow's log
-records and passes every other line on (a process, not a thread, so that a fatal abort's message
-still gets through). Python exceptions are untouched; nothing that changes numerics is set.
-"""
+"""Quiet TensorFlow start-up: no C++ log lines (nor the cuInit error of a machine without a GPU)
+unless the user sets TF_CPP_MIN_LOG_LEVEL. The lines TF prints while its libraries load ignore
+that variable, so the first import runs with fd 2 piped through a filter process (a process, so
+that a fatal abort's message still gets out)."""
 import os
 import re
 import sys
@@ -161,8 +156,9 @@ def quiet_tensorflow():
 
     With `TF_CPP_MIN_LOG_LEVEL` unset, it becomes 2 (TF's info and warning records off), and the
     records TF prints while it loads (oneDNN notice, CUDA stub and cuInit messages, CPU-feature
-    notice, absl's banner) are dropped whatever their severity. A level the user has set is kept
-    and also applied to those loading-time records; 0 shows everything."""
+    notice, absl's banner) are dropped whatever their severity; the GPU probe then runs within
+    the import (devices can still be configured after it). A level the user has set is kept and
+    also applied to those loading-time records; 0 shows everything."""
     if "tensorflow" in sys.modules:
         return False
     user_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
