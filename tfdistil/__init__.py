@@ -1,15 +1,23 @@
-"""tfdistil: BERT and DistilBERT in Keras 3 with knowledge distillation."""
+"""tfdistil: BERT and DistilBERT in Keras 3 with knowledge distillation.
+
+Sub-packages load on first use (`tfdistil.models`, `from tfdistil import layers`), so that
+`import tfdistil` and the command line's parser do not import TensorFlow.
+"""
+import importlib as _importlib
 import os as _os
 
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from tfdistil import layers  # noqa: E402
-from tfdistil import models  # noqa: E402
-from tfdistil import text  # noqa: E402
-from tfdistil import convert  # noqa: E402
-from tfdistil import distillation  # noqa: E402
-from tfdistil import training  # noqa: E402
-from tfdistil import data  # noqa: E402
-from tfdistil import export  # noqa: E402
-
 __version__ = "0.1.0"
+
+_SUBPACKAGES = ("layers", "models", "text", "convert", "distillation", "training", "data", "export")
+
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        return _importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBPACKAGES))

@@ -110,5 +110,7 @@ def load_run_model(run_dir, model=None):
     """(model name, keras model) of a run."""
     import keras
 
+    import tfdistil.models, tfdistil.training  # noqa: F401, E401 - register the classes a saved model names
+
     name = resolve_model_name(run_dir, model)
     return name, keras.models.load_model(os.path.join(run_dir, "models", f"{name}.keras"))

@@ -80,7 +80,7 @@ def _improved(value, best, mode):
 
 def fit_resumable(model, train_data, *, epochs, backup_dir, validation_data=None, callbacks=(),
                   epoch_variable=None, save_every=100, monitor="val_accuracy", mode="max", patience=None,
-                  verbose=1):
+                  verbose="auto"):
     """Train like `model.fit(train_data, validation_data=..., epochs=...)`, resumably.
 
     Args:
@@ -97,12 +97,16 @@ def fit_resumable(model, train_data, *, epochs, backup_dir, validation_data=None
         monitor, mode, patience: early stopping on `monitor` ("max" or "min") after `patience`
             epochs without improvement, with the best epoch's weights restored at the end
             (None: no early stopping). Its state is saved too.
-        verbose: Keras' fit verbosity.
+        verbose: Keras' fit verbosity, or "auto" (see `fit_verbosity`): a progress bar on a
+            terminal, one line an epoch otherwise.
 
     Returns:
         A `keras.callbacks.History` whose `history` holds every epoch of the run, the
         epochs before an interruption included.
     """
+    from tfdistil.training.callbacks import fit_verbosity
+
+    verbose = fit_verbosity(verbose)
     if mode not in ("max", "min"):
         raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
     if save_every < 0:
@@ -169,7 +173,7 @@ def fit_resumable(model, train_data, *, epochs, backup_dir, validation_data=None
 
 
 def fit_run(model, train_data, validation_data, *, epochs, run_dir, name, patience=None, monitor="val_accuracy",
-            mode="max", epoch_variable=None, save_every=100, verbose=1):
+            mode="max", epoch_variable=None, save_every=100, verbose="auto"):
     """`fit_resumable` for a model of a run: TensorBoard logs in `run_dir/logs/<name>`, backups
     in `run_dir/backup/<name>` (removed once finished)."""
     from tfdistil.training.callbacks import run_callbacks
