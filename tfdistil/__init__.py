@@ -10,7 +10,8 @@ _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("layers", "models", "text", "convert", "distillation", "training", "data", "export")
+_SUBPACKAGES = ("layers", "models", "text", "convert", "distillation", "training", "data", "export", "tasks", "jobs",
+                "evaluation", "report")
 
 
 def __getattr__(name):

@@ -121,9 +121,15 @@ def _field_types():
 
 
 def _preset_names():
-    from tfdistil.models.presets import PRESETS
+    """The model size presets. models/presets.py is plain data, loaded here by its path: importing
+    `tfdistil.models` would import TensorFlow just to print the help."""
+    import importlib.util
 
-    return sorted(PRESETS)
+    spec = importlib.util.spec_from_file_location(
+        "tfdistil._presets_for_cli", os.path.join(os.path.dirname(__file__), "models", "presets.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return sorted(module.PRESETS)
 
 
 def _add_setting(parser, name, default, command):
@@ -476,6 +482,9 @@ HANDLERS = {"benchmark": _benchmark, "finetune": _finetune, "distill": _distill,
 
 
 def main(argv=None):
+    from tfdistil._env import quiet_tensorflow
+
+    quiet_tensorflow()  # before anything imports TensorFlow; cheap, and a no-op once it is imported
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, commands = _build()
     if not argv or argv[0] not in commands:
@@ -486,9 +495,6 @@ def main(argv=None):
         values, given = _parse(commands[command], argv[1:], command)
     except UsageError as error:
         return _user_error(command, error)
-    from tfdistil._env import quiet_tensorflow
-
-    quiet_tensorflow()
     from tfdistil.data import DataError
     from tfdistil.jobs import RunError
 

@@ -7,7 +7,6 @@ command-line flag (`--batch-size`) and its key in a config file and in the run's
     config.data.batch_size, config.teacher.hf, config.student.alpha, config.training.seed
 """
 import dataclasses
-import sys
 
 
 @dataclasses.dataclass
@@ -125,20 +124,6 @@ class RunConfig:
         import os
 
         return os.path.join(self.training.runs_dir, self.training.name)
-
-
-def fit_verbosity(verbose):
-    """Keras fit verbosity of a `verbose` setting: "auto" is a progress bar on a terminal and
-    one line an epoch otherwise; an int (0, 1, 2) is taken as it is."""
-    if verbose in (None, "auto"):
-        return 1 if sys.stdout.isatty() else 2
-    try:
-        level = int(verbose)
-    except (TypeError, ValueError):
-        raise ValueError(f"verbose must be auto, 0, 1 or 2, got {verbose!r}") from None
-    if level not in (0, 1, 2):
-        raise ValueError(f"verbose must be auto, 0, 1 or 2, got {verbose!r}")
-    return level
 
 
 # What each command starts from before flags and config files: fine-tuning takes fewer, earlier-

@@ -10,7 +10,7 @@ import os
 import time
 import warnings
 
-from tfdistil.jobs.config import RunConfig, fit_verbosity
+from tfdistil.jobs.config import RunConfig
 from tfdistil.jobs.runs import (
     RunError,
     check_run_dir,
@@ -59,7 +59,7 @@ def fit_model(task, model, train_ds, dev_ds, *, epochs, steps_per_epoch, learnin
     """Compile `model` (a task model with the task's loss, or a Distiller) and fit it with
     resumable backups, TensorBoard logs and early stopping on the task's monitor. Returns the
     history as lists."""
-    from tfdistil.training import fit_run, make_optimizer
+    from tfdistil.training import fit_run, fit_verbosity, make_optimizer
 
     optimizer = make_optimizer(learning_rate, epochs * steps_per_epoch)
     if distiller:
