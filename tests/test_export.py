@@ -15,6 +15,7 @@ import tensorflow as tf
 import tensorflow_text
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
+from tensorflow_serving.apis import prediction_log_pb2
 
 import tfdistil.export.saved_model as saved_model_module
 from harness import graph_def_uses_xla
@@ -385,13 +386,9 @@ def test_warmup_requests_are_valid_prediction_logs(exports):
         records = list(tf.data.TFRecordDataset(str(folder / "assets.extra" / "tf_serving_warmup_requests")))
         assert len(records) == 1
         data = records[0].numpy()
-        try:
-            from tensorflow_serving.apis import prediction_log_pb2
-        except ImportError:
-            prediction_log_pb2 = None
-        if prediction_log_pb2 is not None:
-            log = prediction_log_pb2.PredictionLog.FromString(data)
-            assert log.predict_log.request.model_spec.signature_name == "serving_default"
+        log = prediction_log_pb2.PredictionLog.FromString(data)
+        assert log.predict_log.request.model_spec.signature_name == "serving_default"
+        # Read again by hand from protobuf's wire format, independently of the classes that wrote it.
         request = _read_fields(_read_fields(_read_fields(data)[6][0])[1][0])
         assert _read_fields(request[1][0])[3] == [b"serving_default"]
         inputs = {}
@@ -400,6 +397,8 @@ def test_warmup_requests_are_valid_prediction_logs(exports):
             proto = tf.make_tensor_proto([""])
             proto.ParseFromString(entry[2][0])
             inputs[entry[1][0].decode()] = tf.constant(tf.make_ndarray(proto))
+        parsed = {key: tf.make_ndarray(value).tolist() for key, value in log.predict_log.request.inputs.items()}
+        assert parsed == {key: value.numpy().tolist() for key, value in inputs.items()}
         serving = load_saved_model_proto(folder).meta_graphs[0].signature_def["serving_default"]
         assert set(inputs) == set(serving.inputs)
         # The requests run through the exported signature.
@@ -461,7 +460,7 @@ def test_failure_midway_leaves_nothing(exports, tokenizer, tmp_path, monkeypatch
         raise RuntimeError("disk full")
 
     # After the SavedModel itself is written: the staging folder holds real files then.
-    monkeypatch.setattr(saved_model_module, "_write_model_card", fail)
+    monkeypatch.setattr(saved_model_module, "write_model_card", fail)
     new_root = tmp_path / "new" / "nested" / "sentiment"
     with pytest.raises(RuntimeError, match="disk full"):
         export_random(models["classifier"], tok, new_root)

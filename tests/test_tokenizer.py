@@ -9,7 +9,8 @@ import tensorflow as tf
 
 from tfdistil.text import WordPieceTokenizer, learn_vocabulary, load_vocabulary, save_vocabulary
 from tfdistil.text.vocab import count_words
-from tfdistil.text.wordpiece import split_words
+from tfdistil.text.packing import first_piece_values, pack_words, spread_word_labels
+from tfdistil.text.words import split_words
 
 import tokenizers
 import transformers
@@ -382,6 +383,62 @@ def test_tiny_pairs_longest_first():
     tie = tiny(sequence_length=8)(tf.constant(["the cat sat on"]), tf.constant(["a dog run fast"]))
     np.testing.assert_array_equal(tie["token_ids"], [[2, 5, 6, 3, 10, 11, 13, 3]])
     np.testing.assert_array_equal(tie["segment_ids"], [[0, 0, 0, 0, 1, 1, 1, 1]])
+
+
+def test_pack_words_by_hand():
+    # Sentence 0: words of pieces [5], [] (only control characters), [6, 7]; sentence 1: [8, 9, 10].
+    pieces = tf.ragged.constant([[[5], [], [6, 7]], [[8, 9, 10]]], dtype=tf.int32)
+    ids = dict(cls_id=1, sep_id=2, pad_id=0)
+    word_labels = tf.constant([11, 12, 13, 14])
+
+    packed = pack_words(pieces, sequence_length=5, **ids)  # the empty word gets no piece
+    np.testing.assert_array_equal(packed.inputs["token_ids"], [[1, 5, 6, 7, 2], [1, 8, 9, 10, 2]])
+    np.testing.assert_array_equal(packed.inputs["segment_ids"], np.zeros((2, 5)))
+    np.testing.assert_array_equal(packed.inputs["padding_mask"], np.ones((2, 5)))
+    assert packed.word_row.numpy().tolist() == [0, 0, 0, 1]
+    assert packed.kept.numpy().tolist() == [True, False, True, True]
+    assert first_piece_values(packed, packed.inputs["token_ids"], -1).numpy().tolist() == [5, -1, 6, 8]
+
+    packed = pack_words(pieces, sequence_length=5, empty_word_id=3, **ids)  # ... or [UNK] (3)
+    np.testing.assert_array_equal(packed.inputs["token_ids"], [[1, 5, 3, 6, 2], [1, 8, 9, 10, 2]])
+    np.testing.assert_array_equal(
+        spread_word_labels(packed, word_labels), [[-100, 11, 12, 13, -100], [-100, 14, -100, -100, -100]]
+    )
+    # Truncated to 2 pieces: the third word loses its only first piece, hence its label.
+    packed = pack_words(pieces, sequence_length=4, empty_word_id=3, pad_to_sequence_length=False, **ids)
+    np.testing.assert_array_equal(packed.inputs["token_ids"], [[1, 5, 3, 2], [1, 8, 9, 2]])
+    assert packed.kept.numpy().tolist() == [True, True, False, True]
+    np.testing.assert_array_equal(spread_word_labels(packed, word_labels), [[-100, 11, 12, -100], [-100, 14, -100, -100]])
+    # Per-batch width: the longest packed row.
+    short = pack_words(tf.ragged.constant([[[5]], [[6], [7]]], dtype=tf.int32), sequence_length=8,
+                       pad_to_sequence_length=False, **ids)
+    np.testing.assert_array_equal(short.inputs["token_ids"], [[1, 5, 2, 0], [1, 6, 7, 2]])
+    np.testing.assert_array_equal(short.inputs["padding_mask"], [[1, 1, 1, 0], [1, 1, 1, 1]])
+
+
+def test_text_modules_sit_on_the_bottom_floor():
+    """tfdistil.text imports no other tfdistil package; packing and words import nothing of
+    tfdistil; and no two text modules import each other (the old vocab <-> wordpiece circle)."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "tfdistil" / "text"
+    imports = {}
+    for path in folder.glob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+        imports[path.stem] = {name for name in names if name.split(".")[0] == "tfdistil"}
+    assert {"packing", "words", "vocab", "wordpiece"} <= set(imports)
+    for module, names in imports.items():
+        assert all(name.startswith("tfdistil.text.") for name in names), (module, names)
+    assert imports["packing"] == imports["words"] == set()
+    for module, names in imports.items():
+        for name in names:
+            assert f"tfdistil.text.{module}" not in imports.get(name.rsplit(".", 1)[-1], set()), (module, name)
 
 
 def test_tiny_pad_to_longest_in_batch():

@@ -8,9 +8,7 @@
 from tfdistil.data.pipeline import (
     DEFAULT_BUCKET_BOUNDARIES,
     IGNORE_INDEX,
-    AlignedLabels,
     TruncationReport,
-    align_labels,
     align_predictions,
     count_truncated,
     make_classification_dataset,
@@ -47,12 +45,10 @@ __all__ = [
     "write_sentiment_dataset",
     "IGNORE_INDEX",
     "DEFAULT_BUCKET_BOUNDARIES",
-    "AlignedLabels",
     "TruncationReport",
     "make_classification_dataset",
     "train_and_dev_datasets",
     "make_token_classification_dataset",
-    "align_labels",
     "align_predictions",
     "count_truncated",
 ]

@@ -29,23 +29,21 @@ import numpy as np
 import tensorflow as tf
 
 from tfdistil.data.readers import TextClassificationData, TokenClassificationData
+from tfdistil.text.packing import IGNORE_INDEX, num_special_tokens, pack_words, spread_word_labels
 
 __all__ = [
     "train_and_dev_datasets",
     "IGNORE_INDEX",
     "DEFAULT_BUCKET_BOUNDARIES",
-    "AlignedLabels",
     "TruncationReport",
     "make_classification_dataset",
     "make_token_classification_dataset",
-    "align_labels",
     "align_predictions",
     "count_truncated",
 ]
 
 logger = logging.getLogger(__name__)
 
-IGNORE_INDEX = -100
 DEFAULT_BUCKET_BOUNDARIES = (16, 32, 64, 128)
 # Strings are tokenized this many at a time (the tokenizer is vectorized), then unbatched
 # and re-batched by length.
@@ -54,64 +52,7 @@ _FEATURES = ("token_ids", "segment_ids", "padding_mask")
 
 
 # ---------------------------------------------------------------------------------------------
-# Pure-Python label alignment (the reference the TF pipeline is tested against)
-
-
-@dataclasses.dataclass(frozen=True)
-class AlignedLabels:
-    """Word labels spread over a packed `[CLS] pieces [SEP]` sequence.
-
-    Attributes:
-        labels: int32 (num_tokens,): a word's label on its first piece, `ignore_index` elsewhere.
-        word_ids: int32 (num_tokens,): the word each token came from, -1 for [CLS]/[SEP]
-            (Hugging Face's `word_ids()` with None as -1).
-        num_words_kept: words whose first piece survived truncation.
-    """
-
-    labels: np.ndarray
-    word_ids: np.ndarray
-    num_words_kept: int
-
-
-def align_labels(
-    word_piece_counts: Sequence[int],
-    word_labels: Sequence[int],
-    sequence_length: int,
-    ignore_index: int = IGNORE_INDEX,
-) -> AlignedLabels:
-    """Spread word labels over word pieces, as the token-classification pipeline does.
-
-    The sequence is ``[CLS] pieces... [SEP]``, truncated to `sequence_length` tokens (pieces are
-    cut from the end, [SEP] stays). A word's label goes on its first piece; its other pieces,
-    [CLS] and [SEP] get `ignore_index`. A word with 0 pieces gets no position (the pipeline
-    gives such words an [UNK] piece so that this does not happen).
-
-    Example: counts [1, 2, 1], labels [3, 0, 5], sequence_length 8 ->
-    labels [-100, 3, 0, -100, 5, -100], word_ids [-1, 0, 1, 1, 2, -1].
-
-    Returns:
-        AlignedLabels (unpadded: num_tokens = min(sum(counts), sequence_length - 2) + 2).
-    """
-    if len(word_piece_counts) != len(word_labels):
-        raise ValueError(
-            f"{len(word_piece_counts)} word piece counts but {len(word_labels)} word labels."
-        )
-    if sequence_length < 2:
-        raise ValueError(f"sequence_length must be at least 2 ([CLS] and [SEP]), got {sequence_length}.")
-    labels, word_ids = [ignore_index], [-1]
-    budget = sequence_length - 2
-    for word, (count, label) in enumerate(zip(word_piece_counts, word_labels)):
-        if count < 0:
-            raise ValueError(f"word {word} has a negative piece count {count}.")
-        for piece in range(count):
-            if len(labels) - 1 >= budget:
-                break
-            labels.append(label if piece == 0 else ignore_index)
-            word_ids.append(word)
-    kept = len({w for w in word_ids if w >= 0})
-    labels.append(ignore_index)
-    word_ids.append(-1)
-    return AlignedLabels(np.array(labels, np.int32), np.array(word_ids, np.int32), kept)
+# Word predictions
 
 
 def align_predictions(pred_ids, labels, ignore_index: int = IGNORE_INDEX) -> list[np.ndarray]:
@@ -200,13 +141,14 @@ def _packed_lengths(data, tokenizer, chunk: int = 2048) -> tuple[np.ndarray, lis
     """Each example's packed length before truncation ([CLS]/[SEP] included) and, for token
     classification, each sentence's word-piece counts."""
     if isinstance(data, TextClassificationData):
-        lengths = _text_lengths(tokenizer, data.texts, chunk) + 2  # [CLS] a [SEP]
-        if data.text_pairs is not None:
-            lengths = lengths + _text_lengths(tokenizer, data.text_pairs, chunk) + 1  # b [SEP]
+        pair = data.text_pairs is not None
+        lengths = _text_lengths(tokenizer, data.texts, chunk) + num_special_tokens(pair)
+        if pair:
+            lengths = lengths + _text_lengths(tokenizer, data.text_pairs, chunk)
         return lengths, None
     if isinstance(data, TokenClassificationData):
         counts = _word_piece_counts(tokenizer, data.sentences, chunk)
-        return np.array([c.sum() + 2 for c in counts], dtype=np.int64), counts
+        return np.array([c.sum() + num_special_tokens() for c in counts], dtype=np.int64), counts
     raise TypeError(
         f"data must be TextClassificationData or TokenClassificationData, got {type(data).__name__}."
     )
@@ -216,7 +158,7 @@ def _truncation_report(data, lengths, counts, sequence_length: int, log: bool) -
     dropped = None
     if counts is not None:
         # A word is dropped when the pieces before its first one already fill the budget.
-        budget = sequence_length - 2
+        budget = sequence_length - num_special_tokens()
         dropped = int(sum(int(np.sum(np.cumsum(c) - c >= budget)) for c in counts))
     report = TruncationReport(
         num_examples=len(lengths),
@@ -465,70 +407,6 @@ def make_classification_dataset(
     return _with_cardinality(ds, lengths, sequence_length, boundaries, batch_size, drop_remainder, exact)
 
 
-def _align_chunk(pieces: tf.RaggedTensor, tags: tf.RaggedTensor, sequence_length: int, ids: dict):
-    """Pack word pieces into `[CLS] pieces [SEP]` rows with first-piece labels (graph code).
-
-    Index arithmetic on flat tensors rather than ragged ops: ragged constructors add runtime
-    shape assertions (tf.cond graphs) that make the map function slow to trace and to start.
-
-    Args:
-        pieces: int RaggedTensor (chunk, words, pieces), from `tokenizer.tokenize_words`.
-        tags: int RaggedTensor (chunk, words), the tag id of each word.
-        sequence_length: longest packed row.
-        ids: the "cls", "sep", "pad" and "unk" token ids.
-
-    Returns:
-        (token_ids, labels, lengths): int32 (chunk, width), int32 (chunk, width), int32 (chunk,).
-    """
-    word_pieces = pieces.values  # (total_words, pieces)
-    # A word with no piece (only control characters) gets [UNK], so that it keeps its label and
-    # `align_predictions` maps tokens back to words one to one.
-    counts = tf.maximum(word_pieces.row_lengths(), 1)  # (total_words,)
-    word_start = tf.cumsum(counts, exclusive=True)  # (total_words,) first piece, in the new flat order
-    total = tf.reduce_sum(counts)
-    old_word = word_pieces.value_rowids()  # (old_pieces,)
-    old_offset = tf.range(tf.size(word_pieces.flat_values, out_type=tf.int64)) - tf.gather(
-        word_pieces.row_splits, old_word
-    )  # (old_pieces,) position inside its word
-    flat_ids = tf.tensor_scatter_nd_update(
-        tf.fill([total], tf.constant(ids["unk"], tf.int32)),
-        tf.expand_dims(tf.gather(word_start, old_word) + old_offset, 1),
-        tf.cast(word_pieces.flat_values, tf.int32),
-    )  # (total,)
-    piece_word = tf.repeat(tf.range(tf.size(counts, out_type=tf.int64)), counts)  # (total,)
-    positions = tf.range(total)
-    first = tf.equal(positions, tf.gather(word_start, piece_word))
-    piece_labels = tf.where(
-        first, tf.gather(tf.cast(tags.flat_values, tf.int32), piece_word), IGNORE_INDEX
-    )  # (total,)
-
-    chunk = pieces.nrows()
-    word_sentence = pieces.value_rowids()  # (total_words,)
-    piece_sentence = tf.gather(word_sentence, piece_word)  # (total,)
-    per_sentence = tf.math.unsorted_segment_sum(counts, word_sentence, chunk)  # (chunk,)
-    sentence_start = tf.cumsum(per_sentence, exclusive=True)
-    piece_position = positions - tf.gather(sentence_start, piece_sentence)  # (total,) in its sentence
-    # Truncation: keep the first sequence_length - 2 pieces, room for [CLS] and [SEP].
-    keep = piece_position < sequence_length - 2
-    lengths = tf.minimum(per_sentence, sequence_length - 2) + 2  # (chunk,)
-    width = tf.reduce_max(lengths)
-    where = tf.stack(
-        [tf.boolean_mask(piece_sentence, keep), tf.boolean_mask(piece_position, keep) + 1], axis=1
-    )  # (kept, 2): row, column after [CLS]
-    rows = tf.range(chunk)
-    cls_at = tf.stack([rows, tf.zeros_like(rows)], axis=1)
-    sep_at = tf.stack([rows, lengths - 1], axis=1)
-
-    token_ids = tf.fill([chunk, width], tf.constant(ids["pad"], tf.int32))  # (chunk, width)
-    token_ids = tf.tensor_scatter_nd_update(token_ids, where, tf.boolean_mask(flat_ids, keep))
-    for at, name in ((cls_at, "cls"), (sep_at, "sep")):
-        value = tf.fill([chunk], tf.constant(ids[name], tf.int32))
-        token_ids = tf.tensor_scatter_nd_update(token_ids, at, value)
-    labels = tf.fill([chunk, width], tf.constant(IGNORE_INDEX, tf.int32))  # (chunk, width)
-    labels = tf.tensor_scatter_nd_update(labels, where, tf.boolean_mask(piece_labels, keep))
-    return token_ids, labels, tf.cast(lengths, tf.int32)
-
-
 def make_token_classification_dataset(
     data: TokenClassificationData,
     tokenizer,
@@ -546,8 +424,8 @@ def make_token_classification_dataset(
     Each word is split into word pieces (`tokenizer.tokenize_words`); its tag id goes on the
     first piece, `IGNORE_INDEX` (-100) on its other pieces, on [CLS], [SEP] and on padding.
     Sequences longer than `tokenizer.sequence_length` lose their last pieces ([SEP] is kept);
-    `count_truncated` says how many words that drops. `align_labels` is the same rule in plain
-    Python; `align_predictions(pred_ids, labels)` maps a batch's token predictions back to words.
+    `count_truncated` says how many words that drops; `align_predictions(pred_ids, labels)` maps a
+    batch's token predictions back to words.
 
     Args: as `make_classification_dataset`.
 
@@ -572,11 +450,20 @@ def make_token_classification_dataset(
 
     def tokenize(words, tags):
         # words, tags: (chunk, words) ragged
-        pieces = tokenizer.tokenize_words(words)  # (chunk, words, pieces)
-        token_ids, labels, row_lengths = _align_chunk(pieces, tags, sequence_length, special_ids)
-        mask = tf.cast(tf.sequence_mask(row_lengths, tf.shape(token_ids)[1]), tf.int32)  # (chunk, width)
-        features = {"token_ids": token_ids, "segment_ids": tf.zeros_like(token_ids), "padding_mask": mask}
-        return features, labels, row_lengths
+        packed = pack_words(
+            tokenizer.tokenize_words(words),  # (chunk, words, pieces)
+            sequence_length=sequence_length,
+            cls_id=special_ids["cls"],
+            sep_id=special_ids["sep"],
+            pad_id=special_ids["pad"],
+            # A word with no piece (only control characters) gets [UNK], so that it keeps its
+            # label and `align_predictions` maps tokens back to words one to one.
+            empty_word_id=special_ids["unk"],
+            pad_to_sequence_length=False,
+        )
+        features = packed.inputs  # (chunk, width) each
+        lengths = tf.reduce_sum(features["padding_mask"], axis=1)  # (chunk,)
+        return features, spread_word_labels(packed, tags.flat_values), lengths
 
     ds = ds.batch(_TOKENIZE_CHUNK).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
     ds = _unbatch_trimmed(ds)

@@ -37,11 +37,9 @@ Quantization
   representative dataset): weights int8, activations quantized on the fly; file about a
   quarter of float32. No calibration data needed.
 
-Runtime: `tf.lite.Interpreter` from TensorFlow (used by the tests) runs these files. In
-TF 2.20+ `tf.lite.Interpreter` warns that it is deprecated in favour of the standalone
-`ai-edge-litert` package (`from ai_edge_litert.interpreter import Interpreter`, same
-API; version 2.3.0 on the pip index, not a dependency here), which is what a client
-without TensorFlow should install.
+Runtime: `tf.lite.Interpreter` from TensorFlow (used by the tests) runs these files; a
+client without TensorFlow installs the standalone `ai-edge-litert` package instead
+(`from ai_edge_litert.interpreter import Interpreter`, same API; not a dependency here).
 """
 import os
 import shutil
@@ -53,7 +51,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from tfdistil.export.saved_model import _tf_variable, _Unwrapped
+from tfdistil.export.tracking import Unwrapped, tf_variable
 from tfdistil.models.tasks import TextClassifier
 
 QUANTIZE_MODES = ("float32", "float16", "int8")
@@ -159,10 +157,10 @@ def convert_tflite(model, quantize="float32", sequence_length=128):
     # signature's names (inputs token_ids/..., output "logits" instead of "output_0") and
     # freezes Keras 3 variables into constants (from a concrete function they stay
     # resource variables, uninitialised in the interpreter). The module tracks the model's
-    # tf.Variables as a list, not the Keras model, as `export_saved_model` does.
+    # tf.Variables as a list, not the Keras model (`tfdistil.export.tracking`).
     module = tf.Module()
-    module._unwrapped = _Unwrapped(model, None)
-    module.model_variables = [_tf_variable(v) for v in model.variables]
+    module._unwrapped = Unwrapped(model=model)
+    module.model_variables = [tf_variable(v) for v in model.variables]
     module.serving_default = serving_default
     staging = tempfile.mkdtemp(prefix="tfdistil-tflite-")
     try:

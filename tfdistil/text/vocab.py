@@ -5,6 +5,8 @@ from pathlib import Path
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from tfdistil.text.words import split_words
+
 DEFAULT_RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
@@ -91,8 +93,6 @@ def count_words(texts, lowercase=True, strip_accents=None, batch_size=1024, prog
     Returns:
         A `collections.Counter` from word (str) to count.
     """
-    from tfdistil.text.wordpiece import split_words
-
     split = tf.function(
         lambda t: split_words(t, lowercase=lowercase, strip_accents=strip_accents).flat_values,
         input_signature=[tf.TensorSpec([None], tf.string)],

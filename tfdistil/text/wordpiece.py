@@ -26,8 +26,11 @@ that `transformers>=5` returns, i.e. `BertNormalizer` + `BertPreTokenizer` +
 6. WordPiece: greedy longest-match-first with `##` continuation; a word longer
    than 100 characters, or with no match, becomes a single unknown token.
 
-See `docs_tokenizer_notes.md` for the few places where we differ on exotic
-Unicode.
+Steps 2-5 are `tfdistil.text.words`; packing the pieces into `[CLS] a [SEP] b [SEP]`
+is `tfdistil.text.packing`.
+
+The few places where we differ on exotic Unicode: "Tokenizer parity with Hugging Face"
+(README).
 """
 import numbers
 import os
@@ -36,28 +39,15 @@ import keras
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from tfdistil.text.packing import merge_inner_dims, num_special_tokens, pack
 from tfdistil.text.vocab import load_vocabulary
+from tfdistil.text.words import normalize_text, replace_invalid_utf8, split_words  # noqa: F401 (re-exported)
 
 # Hugging Face's WordPiece `max_input_chars_per_word`: longer words become one unknown token.
 MAX_CHARS_PER_WORD = 100
 
-# HF `clean_text` drops NUL, U+FFFD and the "other" characters Cc, Cf, Co, Cs except
-# \t \n \r. Unassigned code points (Cn) are kept, as in `tokenizers`.
-_CONTROL_PATTERN = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\p{Cf}\p{Co}\p{Cs}\x{FFFD}]"
-# ... and turns \t \n \r and separators into a plain space.
-_WHITESPACE_PATTERN = r"[\t\n\r\p{Z}]"
-# BERT punctuation: Unicode P* plus all ASCII symbols (!-/ :-@ [-` {-~).
-_PUNCTUATION_CLASS = r"!-/:-@\[-`{-~\p{P}"
-# The "Chinese character" ranges of HF's BertNormalizer (`tokenizers`), which
-# isolates each of these characters as a word.
-_CJK_CLASS = (
-    r"\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}"
-    r"\x{2B740}-\x{2B81F}\x{2B920}-\x{2CEAF}\x{F900}-\x{FAFF}\x{2F800}-\x{2FA1F}"
-)
 # Stands in for a special token written in the text: too long a word, so exactly one piece.
 _OVERLONG_WORD = "x" * (MAX_CHARS_PER_WORD + 1)
-_KEEP_DELIMITER_PATTERN = f"[{_PUNCTUATION_CLASS}{_CJK_CLASS}]"
-_DELIMITER_PATTERN = r"[\s\p{Z}]+|" + _KEEP_DELIMITER_PATTERN
 
 
 def _escape_re2(literal):
@@ -81,55 +71,6 @@ def _to_string_tensor(text, name):
         raise ValueError(f"`{name}` must be a string tensor, got dtype {text.dtype.name}.")
     _check_rank_1(text, name)
     return text
-
-
-def _replace_invalid_utf8(text):
-    """Invalid UTF-8 becomes U+FFFD, as Python's `bytes.decode(errors="replace")` does;
-    cleaning then removes it."""
-    return tf.strings.unicode_transcode(
-        text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
-    )
-
-
-def normalize_text(text, lowercase=True, strip_accents=None):
-    """BERT text normalization (cleaning, accent stripping, lowercasing) of a string tensor.
-
-    Args:
-        text: string tensor of any shape.
-        lowercase: lowercase the text.
-        strip_accents: remove accents (NFD then drop Mn); `None` follows `lowercase`.
-
-    Returns:
-        A string tensor of the same shape.
-    """
-    if strip_accents is None:
-        strip_accents = lowercase
-    text = _replace_invalid_utf8(text)
-    text = tf.strings.regex_replace(text, _CONTROL_PATTERN, "")
-    text = tf.strings.regex_replace(text, _WHITESPACE_PATTERN, " ")
-    if strip_accents:
-        text = tf_text.normalize_utf8(text, "NFD")
-        text = tf.strings.regex_replace(text, r"\p{Mn}", "")
-    if lowercase:
-        # ICU lowercases a capital sigma to final sigma at the end of a word; Hugging Face's
-        # `tokenizers` maps character by character, so always to the medial form.
-        text = tf.strings.regex_replace(text, "\u03a3", "\u03c3")
-        text = tf.strings.lower(text, encoding="utf-8")
-    return text
-
-
-def split_words(text, lowercase=True, strip_accents=None):
-    """BERT basic tokenization: normalize, then split on whitespace, punctuation and CJK.
-
-    Args:
-        text: string tensor of shape (batch,).
-        lowercase, strip_accents: as in `normalize_text`.
-
-    Returns:
-        A string RaggedTensor of shape (batch, words).
-    """
-    text = normalize_text(text, lowercase=lowercase, strip_accents=strip_accents)
-    return tf_text.regex_split(text, _DELIMITER_PATTERN, _KEEP_DELIMITER_PATTERN)
 
 
 def _is_int_at_least(value, minimum):
@@ -220,7 +161,7 @@ class WordPieceTokenizer(keras.layers.Layer):
                 f"got {type(vocabulary).__name__}."
             )
         _check_vocabulary(vocabulary)
-        if not _is_int_at_least(sequence_length, 3):
+        if not _is_int_at_least(sequence_length, num_special_tokens(pair=True)):
             raise ValueError(
                 "`sequence_length` must be an int >= 3 (room for [CLS] a [SEP] b [SEP] "
                 f"needs at least 3), got {sequence_length!r}."
@@ -309,7 +250,7 @@ class WordPieceTokenizer(keras.layers.Layer):
 
     def _tokenize_flat(self, strings):
         """Wordpiece ids of each string of a 1-D tensor: int32 RaggedTensor (n, pieces)."""
-        strings = _replace_invalid_utf8(strings)
+        strings = replace_invalid_utf8(strings)
         # RegexSplitWithOffsets stops at a NUL byte: turn NULs into U+FFFD, which cleaning
         # removes as well and which cannot complete a special token either.
         strings = tf.strings.regex_replace(strings, r"\x00", "\uFFFD")
@@ -331,7 +272,7 @@ class WordPieceTokenizer(keras.layers.Layer):
         )  # (num_segments, words)
         too_long = tf.strings.length(words.flat_values, unit="UTF8_CHAR") > MAX_CHARS_PER_WORD
         words = words.with_flat_values(tf.where(too_long, self.unk_token, words.flat_values))
-        pieces = _merge_inner_dims(self._wordpiece.tokenize(words))  # (num_segments, pieces)
+        pieces = merge_inner_dims(self._wordpiece.tokenize(words))  # (num_segments, pieces)
         # Row of each piece (what `value_rowids()` gives, in 3 ops instead of ~70).
         segment_of_piece = tf.searchsorted(
             pieces.row_splits[1:], tf.range(tf.size(pieces.values, out_type=tf.int64)), side="right"
@@ -412,54 +353,20 @@ class WordPieceTokenizer(keras.layers.Layer):
     # ------------------------------------------------------------------ packing
 
     def call(self, text, text_pair=None):
-        text = _to_string_tensor(text, "text")
-        length = self.sequence_length
-        first = self._tokenize_flat(text)  # (batch, pieces)
-        len_first = first.row_lengths()
-        if text_pair is None:
-            keep_first = tf.minimum(len_first, length - 2)
-            keep_second = tf.zeros_like(keep_first)
-        else:
-            text_pair = _to_string_tensor(text_pair, "text_pair")
-            second = self._tokenize_flat(text_pair)
-            keep_first, keep_second = _longest_first_lengths(
-                len_first, second.row_lengths(), length - 3
-            )
-        total = keep_first + 2 if text_pair is None else keep_first + keep_second + 3
-
-        # Pack with dense gathers rather than ragged concatenation (far fewer graph ops).
-        # Row positions: [CLS] at 0, first[j - 1] for j <= keep_first, [SEP] at sep_1,
-        # then second[j - sep_1 - 1] for j < sep_2, [SEP] at sep_2, then padding.
-        if self.pad_to_sequence_length:
-            width = length
-        else:
-            width = tf.maximum(tf.reduce_max(total), 0)
-            if self.pad_to_multiple_of is not None:
-                multiple = tf.constant(self.pad_to_multiple_of, width.dtype)
-                width = tf.minimum((width + multiple - 1) // multiple * multiple, length)
-        sep_1 = tf.expand_dims(keep_first + 1, 1)  # (batch, 1)
-        sep_2 = sep_1 + 1 + tf.expand_dims(keep_second, 1)  # (batch, 1)
-        j = tf.range(width, dtype=tf.int64)[tf.newaxis, :] + tf.zeros_like(sep_1)  # (batch, width)
-        first = first.to_tensor(shape=[None, length])  # (batch, length), cut before gathering
-        token_ids = tf.gather(first, tf.clip_by_value(j - 1, 0, length - 1), batch_dims=1)
-        is_sep = tf.equal(j, sep_1)
+        first = self._tokenize_flat(_to_string_tensor(text, "text"))  # (batch, pieces)
+        second = None
         if text_pair is not None:
-            second = second.to_tensor(shape=[None, length])
-            from_second = tf.gather(
-                second, tf.clip_by_value(j - sep_1 - 1, 0, length - 1), batch_dims=1
-            )
-            token_ids = tf.where(j > sep_1, from_second, token_ids)
-            is_sep = is_sep | tf.equal(j, sep_2)
-        token_ids = tf.where(is_sep, self.sep_token_id, token_ids)
-        token_ids = tf.where(tf.equal(j, 0), self.cls_token_id, token_ids)
-        padding_mask = j < tf.expand_dims(total, 1)  # (batch, width)
-        token_ids = tf.where(padding_mask, token_ids, self.pad_token_id)
-        segment_ids = (j > sep_1) & padding_mask
-        return {
-            "token_ids": token_ids,
-            "segment_ids": tf.cast(segment_ids, tf.int32),
-            "padding_mask": tf.cast(padding_mask, tf.int32),
-        }
+            second = self._tokenize_flat(_to_string_tensor(text_pair, "text_pair"))
+        return pack(
+            first,
+            second,
+            sequence_length=self.sequence_length,
+            cls_id=self.cls_token_id,
+            sep_id=self.sep_token_id,
+            pad_id=self.pad_token_id,
+            pad_to_sequence_length=self.pad_to_sequence_length,
+            pad_to_multiple_of=self.pad_to_multiple_of,
+        )
 
     def compute_output_spec(self, text, text_pair=None):
         length = self.sequence_length if self.pad_to_sequence_length else None
@@ -487,40 +394,6 @@ class WordPieceTokenizer(keras.layers.Layer):
             }
         )
         return config
-
-
-def _merge_inner_dims(pieces):
-    """(rows, words, pieces) -> (rows, pieces), without ragged validation ops."""
-    row_splits = tf.gather(pieces.values.row_splits, pieces.row_splits)
-    return tf.RaggedTensor.from_row_splits(pieces.flat_values, row_splits, validate=False)
-
-
-def _longest_first_lengths(len_a, len_b, budget):
-    """How many pieces of each segment Hugging Face's longest-first truncation keeps.
-
-    Tokens are removed one at a time from the longer segment until both fit in
-    `budget`; on a tie the extra odd token stays in the second segment (the rule of
-    `tokenizers`, which `transformers>=5`'s BertTokenizer uses).
-
-    Args:
-        len_a, len_b: int64 tensors of shape (batch,).
-        budget: Python int, room left after the special tokens.
-
-    Returns:
-        (keep_a, keep_b), int64 tensors of shape (batch,).
-    """
-    shorter = tf.minimum(len_a, len_b)
-    a_is_longer = len_a > len_b
-    half = budget // 2
-    # Both longer than half the budget: split it, the odd token to the longer
-    # segment (to the second one on a tie); else the shorter one stays whole.
-    both_long = 2 * shorter > budget
-    keep_shorter = tf.where(both_long, tf.constant(half, tf.int64), shorter)
-    keep_longer = budget - keep_shorter
-    keep_a = tf.where(a_is_longer, keep_longer, keep_shorter)
-    keep_b = tf.where(a_is_longer, keep_shorter, keep_longer)
-    fits = len_a + len_b <= budget
-    return tf.where(fits, len_a, keep_a), tf.where(fits, len_b, keep_b)
 
 
 def _check_vocabulary(vocabulary):

@@ -1,0 +1,367 @@
+"""Serving signatures, one `ServingModule` subclass per task kind (`SERVING_MODULES`).
+
+Every task has:
+    logits(token_ids, segment_ids, padding_mask: int32 (batch, seq)) -> logits
+        (SpanQA: start_logits, end_logits), the model on already-tokenized inputs.
+        `segment_ids` is accepted (and ignored) by DistilBERT models too, so that
+        clients do not depend on the architecture.
+    tokenize(<the serving_default inputs>) -> token_ids, segment_ids, padding_mask: int32
+        (batch, sequence_length), what `serving_default` feeds the model.
+and a `serving_default` on raw strings, described by each subclass. A signature output
+cannot be ragged, so every output is dense and batched on its first dimension (TF
+Serving's REST row format). A new task kind is a subclass and an entry in `SERVING_MODULES`.
+"""
+import numpy as np
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from tfdistil.export.tracking import Unwrapped, tf_variable
+from tfdistil.layers.weight_casts import WeightCasts
+from tfdistil.models.tasks import SpanQA, Task, TextClassifier, TokenClassifier
+from tfdistil.text.packing import first_piece_values, pack_words
+
+DEFAULT_MAX_ANSWER_LENGTH = 30
+
+# Request and response of each `serving_default` in TF Serving's REST row format.
+REST_EXAMPLES = {
+    "text_classification": {
+        "request": {"instances": [{"text": "a good film"}, {"text": "dull"}]},
+        "response": {
+            "predictions": [
+                {"probabilities": [0.1, 0.9], "class_ids": 1, "class_names": "positive"},
+                {"probabilities": [0.8, 0.2], "class_ids": 0, "class_names": "negative"},
+            ]
+        },
+    },
+    "text_pair_classification": {
+        "request": {"instances": [{"text": "a man sleeps", "text_pair": "a person rests"}]},
+        "response": {
+            "predictions": [
+                {"probabilities": [0.9, 0.1], "class_ids": 0, "class_names": "entailment"}
+            ]
+        },
+    },
+    "token_classification": {
+        "request": {"instances": [{"text": "EU rejects German call"}]},
+        "response": {
+            "predictions": [
+                {
+                    "words": ["EU", "rejects", "German", "call"],
+                    "tags": ["B-ORG", "O", "B-MISC", "O"],
+                    "tag_ids": [3, 0, 7, 0],
+                    "num_words": 4,
+                }
+            ]
+        },
+    },
+    "question_answering": {
+        "request": {"instances": [{"question": "who went home?", "context": "tom went home"}]},
+        "response": {
+            "predictions": [{"start_index": 6, "end_index": 6, "score": 7.2, "answer": "tom"}]
+        },
+    },
+}
+
+_WHITESPACE = r"[\s\p{Z}]+"
+
+
+def _string_spec(name):
+    return tf.TensorSpec([None], tf.string, name=name)
+
+
+def _ids_spec(name):
+    return tf.TensorSpec([None, None], tf.int32, name=name)
+
+
+def _check_label_names(model, label_names):
+    """The class names to serve: `label_names` checked against the model, or LABEL_i."""
+    if label_names is None:
+        return [f"LABEL_{i}" for i in range(model.num_classes)]
+    if isinstance(label_names, (str, bytes)):
+        raise ValueError(f"`label_names` must be a list of strings, got the string {label_names!r}.")
+    label_names = [str(name) for name in label_names]
+    if len(label_names) != model.num_classes:
+        raise ValueError(
+            f"`label_names` has {len(label_names)} names ({label_names}) for a model of "
+            f"{model.num_classes} classes."
+        )
+    return label_names
+
+
+class ServingModule(tf.Module):
+    """The model, the tokenizer and the export's options, with one tf.function per signature.
+
+    A subclass serves one task kind: `kind`, `model_class`, `input_names` (the string inputs of
+    `serving_default`), `pack` (the `tokenize` signature), `serve` (`serving_default`) and
+    `warmup_inputs`; `check_options` validates the export's options for it (`accepts_pairs`:
+    `pair=True` is allowed; `has_classes`: `label_names` are served).
+    """
+
+    kind = None
+    model_class = None
+    input_names = ("text",)
+    accepts_pairs = False
+    has_classes = True
+
+    def __init__(self, model, tokenizer, label_names=None, pair=False,
+                 max_answer_length=DEFAULT_MAX_ANSWER_LENGTH, cast_weights=True):
+        super().__init__(name="tfdistil_serving")
+        # The model is kept out of tf.Module's tracking, its variables are tracked as a
+        # list instead (tfdistil.export.tracking says why).
+        self._unwrapped = Unwrapped(model=model, tokenizer=tokenizer)
+        # Under a mixed policy the projections' compute-dtype copies stand in for their float32
+        # originals (which the traced functions then do not read).
+        casts = WeightCasts(model, enabled=cast_weights)
+        self._unwrapped.weight_casts = casts
+        self.model_variables = [
+            tf_variable(v) if (copy := casts.copy_of(v)) is None else copy for v in model.variables
+        ]
+        self._pair = pair
+        self._max_answer_length = max_answer_length
+        self._label_names = label_names
+
+    @classmethod
+    def check_options(cls, model, label_names=None, pair=False, max_answer_length=DEFAULT_MAX_ANSWER_LENGTH):
+        """Raise ValueError on options this task cannot take; return the label names to serve."""
+        if pair and not cls.accepts_pairs:
+            raise ValueError(f"`pair=True` is for a TextClassifier; got a {type(model).__name__}.")
+        if not cls.has_classes:
+            if label_names is not None:
+                raise ValueError(
+                    f"`label_names` is for classifiers; a {type(model).__name__} model has no classes."
+                )
+            return None
+        return _check_label_names(model, label_names)
+
+    @property
+    def model(self):
+        return self._unwrapped.model
+
+    @property
+    def tokenizer(self):
+        return self._unwrapped.tokenizer
+
+    @property
+    def weight_casts(self):
+        return self._unwrapped.weight_casts
+
+    @property
+    def rest_example(self):
+        """{"request", "response"} of `serving_default` (`REST_EXAMPLES`)."""
+        return REST_EXAMPLES[self.kind]
+
+    def _labels(self):
+        return tf.constant(self._label_names, tf.string)
+
+    def run(self, inputs):
+        """The model on a dict of (batch, seq) int32 token_ids, segment_ids, padding_mask."""
+        return self.model(
+            {
+                "token_ids": inputs["token_ids"],
+                "segment_ids": inputs["segment_ids"],
+                "padding_mask": inputs["padding_mask"],
+            },
+            training=False,
+        )
+
+    def pack(self, *texts):
+        """The model's inputs from the `serving_default` strings."""
+        raise NotImplementedError
+
+    def serve(self, *texts):
+        """`serving_default`: the outputs from the strings."""
+        raise NotImplementedError
+
+    def warmup_inputs(self, texts):
+        """{signature input name: list of strings}, a small batch for TF Serving's warm-up."""
+        return {"text": list(texts)}
+
+    def signatures(self):
+        """{"serving_default", "logits", "tokenize"}: the tf.functions to save as signatures."""
+        ids = [_ids_spec("token_ids"), _ids_spec("segment_ids"), _ids_spec("padding_mask")]
+
+        @tf.function(input_signature=ids)
+        def logits(token_ids, segment_ids, padding_mask):
+            outputs = self.run(
+                {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
+            )
+            if isinstance(outputs, dict):
+                return {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
+            return {"logits": tf.cast(outputs, tf.float32)}
+
+        texts = [_string_spec(name) for name in self.input_names]
+        # Kept on the module so that tf.saved_model.save also saves them as functions.
+        self.serving_default = tf.function(self.serve, input_signature=texts)
+        self.logits = logits
+        self.tokenize = tf.function(self.pack, input_signature=texts)
+        return {"serving_default": self.serving_default, "logits": logits, "tokenize": self.tokenize}
+
+
+class TextClassificationServing(ServingModule):
+    """TextClassifier:
+        serving_default(text: string (batch,)) ->
+            probabilities: float32 (batch, num_classes), softmax of the logits
+            class_ids:     int64 (batch,), argmax
+            class_names:   string (batch,), `label_names[class_ids]`
+        With `pair=True` it also takes `text_pair: string (batch,)` (second segment).
+    """
+
+    kind = "text_classification"
+    model_class = TextClassifier
+    accepts_pairs = True
+
+    @property
+    def input_names(self):
+        return ("text", "text_pair") if self._pair else ("text",)
+
+    @property
+    def rest_example(self):
+        return REST_EXAMPLES["text_pair_classification" if self._pair else self.kind]
+
+    def pack(self, text, text_pair=None):
+        return self.tokenizer(text, text_pair)
+
+    def serve(self, text, text_pair=None):
+        logits = self.run(self.pack(text, text_pair))  # (batch, classes)
+        class_ids = tf.argmax(logits, axis=-1)  # (batch,) int64
+        return {
+            "probabilities": tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1),
+            "class_ids": class_ids,
+            "class_names": tf.gather(self._labels(), class_ids),
+        }
+
+    def warmup_inputs(self, texts):
+        texts = list(texts)
+        if self._pair:
+            return {"text": texts, "text_pair": list(reversed(texts))}
+        return {"text": texts}
+
+
+class TokenClassificationServing(ServingModule):
+    """TokenClassifier:
+        serving_default(text: string (batch,), whitespace-separated words) ->
+            words:     string (batch, max_words), the input split on whitespace, padded with ""
+            tags:      string (batch, max_words), the tag of each word, padded with ""
+            tag_ids:   int32 (batch, max_words), padded with -1
+            num_words: int32 (batch,), number of words of each text
+        Per-word results are padded to the longest text of the batch; `num_words` says how
+        many entries of a row are real. The tag of a word is the prediction at its first
+        WordPiece (as in BERT's NER recipe). A word cut off by truncation to `sequence_length`,
+        or a word that has no WordPiece at all (only control characters), gets tag "" and id -1.
+    """
+
+    kind = "token_classification"
+    model_class = TokenClassifier
+
+    def _pack_words(self, text):
+        """Whitespace words (batch, words) and their pieces packed as `[CLS] pieces [SEP]`."""
+        tokenizer = self.tokenizer
+        words = tf_text.regex_split(text, _WHITESPACE)  # (batch, words)
+        packed = pack_words(
+            tokenizer.tokenize_words(words),  # (batch, words, pieces)
+            sequence_length=tokenizer.sequence_length,
+            cls_id=tokenizer.cls_token_id,
+            sep_id=tokenizer.sep_token_id,
+            pad_id=tokenizer.pad_token_id,
+        )
+        return words, packed
+
+    def pack(self, text):
+        return self._pack_words(text)[1].inputs
+
+    def serve(self, text):
+        words, packed = self._pack_words(text)
+        predicted = tf.argmax(self.run(packed.inputs), axis=-1, output_type=tf.int32)  # (batch, length)
+        flat_tag_ids = first_piece_values(packed, predicted, -1)  # (total_words,)
+        flat_tags = tf.where(packed.kept, tf.gather(self._labels(), tf.maximum(flat_tag_ids, 0)), "")
+        return {
+            "words": words.to_tensor(default_value=""),
+            "tags": words.with_flat_values(flat_tags).to_tensor(default_value=""),
+            "tag_ids": words.with_flat_values(flat_tag_ids).to_tensor(default_value=-1),
+            "num_words": tf.cast(words.row_lengths(), tf.int32),
+        }
+
+
+class SpanQAServing(ServingModule):
+    """SpanQA:
+        serving_default(question: string (batch,), context: string (batch,)) ->
+            start_index, end_index: int32 (batch,), token positions in the packed
+                `[CLS] question [SEP] context [SEP]` sequence (inclusive span)
+            score:  float32 (batch,), start_logit + end_logit of the span
+            answer: string (batch,), the span's WordPieces detokenized (normalized text,
+                i.e. lowercased for an uncased tokenizer, not the original characters)
+        The best span lies in the context, with start <= end < start + `max_answer_length`.
+    """
+
+    kind = "question_answering"
+    model_class = SpanQA
+    input_names = ("question", "context")
+    has_classes = False
+
+    @classmethod
+    def check_options(cls, model, label_names=None, pair=False, max_answer_length=DEFAULT_MAX_ANSWER_LENGTH):
+        label_names = super().check_options(model, label_names, pair, max_answer_length)
+        if not isinstance(max_answer_length, int) or max_answer_length < 1:
+            raise ValueError(f"`max_answer_length` must be an int >= 1, got {max_answer_length!r}.")
+        return label_names
+
+    def pack(self, question, context):
+        return self.tokenizer(question, context)
+
+    def serve(self, question, context):
+        inputs = self.pack(question, context)
+        outputs = self.run(inputs)
+        start_logits = tf.cast(outputs["start_logits"], tf.float32)  # (batch, seq)
+        end_logits = tf.cast(outputs["end_logits"], tf.float32)
+        # Only context tokens (segment 1, not padding, not the final [SEP]) may answer.
+        in_context = tf.equal(inputs["segment_ids"], 1) & tf.equal(inputs["padding_mask"], 1)
+        in_context &= tf.not_equal(inputs["token_ids"], self.tokenizer.sep_token_id)
+        seq = tf.shape(start_logits)[1]
+        # (batch, seq_start, seq_end)
+        scores = start_logits[:, :, tf.newaxis] + end_logits[:, tf.newaxis, :]
+        start = tf.range(seq)[:, tf.newaxis]
+        end = tf.range(seq)[tf.newaxis, :]
+        band = (end >= start) & (end < start + self._max_answer_length)  # (seq, seq)
+        allowed = band[tf.newaxis] & in_context[:, :, tf.newaxis] & in_context[:, tf.newaxis, :]
+        scores = tf.where(allowed, scores, -np.inf)
+        best = tf.argmax(tf.reshape(scores, [tf.shape(scores)[0], -1]), axis=-1, output_type=tf.int32)
+        start_index = best // seq
+        end_index = best % seq
+        has_answer = tf.reduce_any(in_context, axis=1)
+        score = tf.gather(tf.reshape(scores, [tf.shape(scores)[0], -1]), best, batch_dims=1)
+        # The span's pieces (start..end of each row) back to text.
+        j = tf.range(seq)[tf.newaxis, :]
+        in_span = (j >= start_index[:, tf.newaxis]) & (j <= end_index[:, tf.newaxis])
+        in_span &= has_answer[:, tf.newaxis]
+        answer = self.tokenizer.detokenize(tf.ragged.boolean_mask(inputs["token_ids"], in_span))
+        return {
+            "start_index": tf.where(has_answer, start_index, -1),
+            "end_index": tf.where(has_answer, end_index, -1),
+            "score": tf.where(has_answer, score, -np.inf),
+            "answer": answer,
+        }
+
+    def warmup_inputs(self, texts):
+        texts = list(texts)
+        return {"question": ["what is it?"] * len(texts), "context": texts}
+
+
+# Task kind -> how it serves. A new kind (regression, embeddings, ...) adds its subclass here.
+SERVING_MODULES = {
+    module.kind: module for module in (TextClassificationServing, TokenClassificationServing, SpanQAServing)
+}
+
+
+def serving_module_class(model):
+    """The `ServingModule` subclass for a built tfdistil task model; ValueError otherwise."""
+    for module in SERVING_MODULES.values():
+        if isinstance(model, module.model_class):
+            if not model.built:
+                raise ValueError(f"The {type(model).__name__} {model.name!r} is not built.")
+            return module
+    kind = "tfdistil Task " if isinstance(model, Task) else ""
+    names = [module.model_class.__name__ for module in SERVING_MODULES.values()]
+    raise ValueError(
+        f"export_saved_model exports a tfdistil {', '.join(names[:-1])} or {names[-1]}; "
+        f"got the {kind}{type(model).__name__} {getattr(model, 'name', model)!r}."
+    )
