@@ -29,8 +29,7 @@ that `transformers>=5` returns, i.e. `BertNormalizer` + `BertPreTokenizer` +
 Steps 2-5 are `tfdistil.text.words`; packing the pieces into `[CLS] a [SEP] b [SEP]`
 is `tfdistil.text.packing`.
 
-The few places where we differ on exotic Unicode: "Tokenizer parity with Hugging Face"
-(README).
+The few places where we differ on exotic Unicode: docs/tokenizer_parity.md.
 """
 import numbers
 import os
