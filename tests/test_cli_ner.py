@@ -30,7 +30,7 @@ def test_finetune_then_distill_ner_from_the_command_line(conll_files):
                      "--student-layers", "1", "--student-epochs", "1", "--batch-size", "8", *common]) == 0
     student_dir = runs / "tagger_distilled"
     report = json.loads((student_dir / "report.json").read_text())
-    assert report["task"] == "ner" and report["train_sentences"] == 40 and report["dev_sentences"] == 20
+    assert report["task"] == "ner" and report["train_examples"] == 40 and report["dev_examples"] == 20
     assert report["entity_types"] == ["LOC", "MISC", "ORG", "PER"] or sorted(report["entity_types"]) == [
         "LOC", "MISC", "ORG", "PER"]
     # The flags reached the jobs: a 2-layer teacher, 1-layer students.
