@@ -120,7 +120,7 @@ def test_finetune_writes_the_run(runs):
     vocab = load_vocabulary(run / "vocab.txt")
     assert vocab[0] == "[PAD]" and len(vocab) <= 300
     assert (run / "logs" / "model" / "train").is_dir()  # TensorBoard
-    assert not (run / "backup" / "model").exists()  # BackupAndRestore cleaned up after a finished run
+    assert not (run / "backup").exists()  # backups cleaned up after a finished run
 
 
 def test_finetune_config_file_overridden_by_flags(runs):
@@ -353,9 +353,39 @@ def test_predict_texts_from_stdin(runs, monkeypatch):
     code, out, err = run_cli(["predict", "--run", str(runs["teacher"]), "--model", "model"])
     assert code == 0, err
     parsed = parse_lines(out)
-    assert [t for _, _, t in parsed] == texts  # the blank line is not a text
-    expected = expected_predictions(runs["teacher"], "model", texts)
+    # One output line per input line: the blank line too, so outputs line up with inputs.
+    inputs = texts[:2] + [""] + texts[2:]
+    assert [t for _, _, t in parsed] == inputs
+    expected = expected_predictions(runs["teacher"], "model", inputs)
     assert [label for label, _, _ in parsed] == [label for label, _ in expected]
+
+
+def test_predict_names_the_stdin_line_that_is_not_utf8(runs, monkeypatch):
+    raw = "a fine film .\n".encode() + b"caf\xe9 au lait\n" + "fine .\n".encode()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8"))
+    user_error(["predict", "--run", str(runs["teacher"])], "stdin line 2 is not valid UTF-8", "byte 4", "xe9")
+
+
+def test_a_damaged_model_file_is_named(runs, tmp_path):
+    import shutil
+
+    run = tmp_path / "damaged"
+    shutil.copytree(runs["teacher"], run)
+    path = run / "models" / "model.keras"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a copy cut short
+    user_error(["evaluate", "--run", str(run), "--data", str(runs["files"]["dev"])], str(path), "damaged")
+    user_error(["predict", "--run", str(run), "hello"], str(path), "damaged")
+    user_error(["export", "--run", str(run), "--out", str(tmp_path / "out")], str(path), "damaged")
+
+
+def test_a_failed_finetune_leaves_no_run_folder(runs, tmp_path):
+    broken = tmp_path / "hf"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}", encoding="utf-8")  # no model_type, no weights
+    user_error(["finetune", "--hf", str(broken), "--train", str(runs["files"]["train"]), "--dev",
+                str(runs["files"]["dev"]), "--runs-dir", str(tmp_path / "runs"), "--name", "failed", *COMMON],
+               "cannot load the Hugging Face checkpoint")
+    assert not (tmp_path / "runs" / "failed").exists()
 
 
 # ----- a Hugging Face folder as the teacher -----------------------------------------------

@@ -437,10 +437,7 @@ def _predict(values, given):
     from tfdistil.jobs import predict
 
     _require(values, REQUIRED["predict"])
-    texts = list(values["texts"] or [])
-    if not texts:
-        texts = [line.rstrip("\r\n") for line in sys.stdin]
-        texts = [t for t in texts if t.strip()]
+    texts = list(values["texts"] or []) or _stdin_lines()
     if not texts:
         raise UsageError("no texts to label: give them as arguments or one a line on stdin")
     from tfdistil.tasks import InputError
@@ -451,6 +448,25 @@ def _predict(values, given):
         raise UsageError(str(error)) from None
     for line in lines:
         print(line)
+
+
+def _stdin_lines():
+    """Standard input's lines, one text each (a blank line too: one output line per input line);
+    UsageError naming the first line that is not UTF-8."""
+    stream = getattr(sys.stdin, "buffer", None)
+    raw = stream.read() if stream is not None else sys.stdin.read().encode("utf-8")
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the newline that ends the last line
+    texts = []
+    for number, line in enumerate(lines, 1):
+        line = line.removesuffix(b"\r")
+        try:
+            texts.append(line.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            raise UsageError(f"stdin line {number} is not valid UTF-8 (byte {error.start + 1} is "
+                             f"{line[error.start:error.start + 1]!r}); give text in UTF-8") from None
+    return texts
 
 
 def _export(values, given):

@@ -5,8 +5,10 @@
 `finetune` trains a teacher, `distill` a DistilBERT student of a teacher (from a finished run, or
 trained in the same run: the embedded default), `evaluate` and `predict` use a run's saved
 model. Every job reads and writes a run folder (`tfdistil.jobs.runs`)."""
+import contextlib
 import json
 import os
+import shutil
 import time
 import warnings
 
@@ -74,7 +76,31 @@ def fit_model(task, model, train_ds, dev_ds, *, epochs, steps_per_epoch, learnin
         history = fit_run(model, train_ds, dev_ds, epochs=epochs, run_dir=run_dir, name=name,
                           patience=config.training.patience, monitor=monitor, mode=mode,
                           epoch_variable=epoch_variable, verbose=fit_verbosity(config.training.verbose))
+    _remove_if_empty(os.path.join(run_dir, "backup"))  # fit_run removed this model's backup
     return history_lists(history.history)
+
+
+def _remove_if_empty(folder):
+    try:
+        os.rmdir(folder)
+    except OSError:  # not there, or not empty: an interrupted fit's backup to resume from
+        pass
+
+
+@contextlib.contextmanager
+def _run_folder(run_dir):
+    """A job's run folder: one the job made is removed again if the job fails before any model
+    or backup was written in it (a bad checkpoint, a bad file), so a failure leaves no stub."""
+    existed = os.path.exists(run_dir)
+    try:
+        yield
+    except BaseException:
+        if not existed and os.path.isdir(run_dir):
+            written = [os.path.join(d, f) for sub in ("models", "backup") for d, _, files in
+                       os.walk(os.path.join(run_dir, sub)) for f in files]
+            if not written:
+                shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def _datasets(task, train, dev, tokenizer, batch_size, seed):
@@ -201,7 +227,7 @@ def finetune(config):
     check_teacher_source(config.teacher.hf, config.teacher.preset, config.teacher.vocabulary)
     start = time.time()
     train, dev = _read(task, config)
-    with precision_scope(config.training.precision) as (policy, reason):
+    with _run_folder(config.run_dir), precision_scope(config.training.precision) as (policy, reason):
         run_dir, _ = _start_run(config, task, {"teacher_learning_rate": _learning_rate(config),
                                                "resolved_precision": policy})
         _log(f"data: {len(train)} train / {len(dev)} dev {task.examples}, labels {train.label_names}")
@@ -325,7 +351,7 @@ def distill(config):
         train, dev = _read(task, config)
         label_names, histories, source = train.label_names, {}, "models/teacher.keras (this run)"
         resolved = {"teacher_learning_rate": _learning_rate(config)}
-    with precision_scope(config.training.precision) as (policy, reason):
+    with _run_folder(config.run_dir), precision_scope(config.training.precision) as (policy, reason):
         run_dir, same_run = _start_run(config, task, dict(resolved, resolved_precision=policy))
         _log(f"data: {len(train)} train / {len(dev)} dev {task.examples}, labels {label_names}")
         if from_run:

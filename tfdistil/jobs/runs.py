@@ -10,6 +10,7 @@
 """
 import json
 import os
+import zipfile
 
 TOKENIZER_FILE = "tokenizer.json"
 LABEL_NAMES_FILE = "label_names.json"
@@ -113,4 +114,11 @@ def load_run_model(run_dir, model=None):
     import tfdistil.models, tfdistil.training  # noqa: F401, E401 - register the classes a saved model names
 
     name = resolve_model_name(run_dir, model)
-    return name, keras.models.load_model(os.path.join(run_dir, "models", f"{name}.keras"))
+    path = os.path.join(run_dir, "models", f"{name}.keras")
+    try:
+        return name, keras.models.load_model(path)
+    except (ValueError, OSError, zipfile.BadZipFile, KeyError) as error:
+        # A .keras file is a zip archive: a truncated one fails deep inside Keras with messages
+        # such as "File not found" that do not name the file.
+        reason = " ".join(str(error).split())[:200]
+        raise RunError(f"{path} is damaged (truncated or not a Keras model file): {reason}") from None

@@ -174,7 +174,11 @@ class NER(TaskSpec):
         from tfdistil.data import TokenClassificationData
 
         sentences = [text.split() for text in texts]
-        data = TokenClassificationData(sentences=sentences, tags=[["O"] * len(s) for s in sentences],
-                                       label_names=list(label_names), path="<predict>")
-        tags = predict_word_tags(model, data, tokenizer, batch_size)
-        return [list(zip(words, row)) for words, row in zip(sentences, tags)]
+        words = [s for s in sentences if s]  # a blank text has no word to tag
+        tags = []
+        if words:
+            data = TokenClassificationData(sentences=words, tags=[["O"] * len(s) for s in words],
+                                           label_names=list(label_names), path="<predict>")
+            tags = predict_word_tags(model, data, tokenizer, batch_size)
+        tagged = iter(tags)
+        return [list(zip(s, next(tagged))) if s else [] for s in sentences]
