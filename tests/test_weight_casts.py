@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tfdistil.layers import FeedForwardNetwork, MultiHeadSelfAttention, WeightCasts
+from tfdistil.layers.settings import layers_of_type
 from tfdistil.models import BertBackbone, DistilBertBackbone, TextClassifier, TokenClassifier
 
 VOCAB, SEQ = 40, 6
@@ -51,6 +52,7 @@ def traced(model, feed, casts=None):
 
 
 def tf_id(keras_variable):
+    # Private Keras API: Keras 3 has no public accessor for a Keras variable's backing tf.Variable.
     return id(keras_variable._value)
 
 
@@ -133,8 +135,7 @@ def test_copies_are_a_snapshot_until_refreshed():
 
 def test_the_context_sets_the_layers_attribute_and_restores_it():
     model = TextClassifier(tiny(BertBackbone, "mixed_bfloat16"), num_classes=3)
-    projections = [layer for layer in model._flatten_layers()
-                   if isinstance(layer, (MultiHeadSelfAttention, FeedForwardNetwork))]
+    projections = layers_of_type(model, (MultiHeadSelfAttention, FeedForwardNetwork))
     assert len(projections) == 4 and all(layer.weight_casts is None for layer in projections)
     casts, other = WeightCasts(model), WeightCasts(model)
     with casts:
