@@ -824,6 +824,10 @@ def test_skip_padding_rejects_unknown_modes():
     block = TransformerEncoderBlock(HEADS, INTERMEDIATE)
     with pytest.raises(ValueError, match=r"got True"):
         skip_padding(block, True)
+    with pytest.raises(TypeError, match=r"got False: the settings take the model first"):
+        skip_padding(False)
+    with pytest.raises(TypeError, match=r"got False"):
+        xla_layer_norm(False)
 
 
 # --------------------------------------------------------------------------- imports
