@@ -228,7 +228,7 @@ def test_load_transformers_checkpoint(hf_class, tmp_path):
 @pytest.mark.parametrize("hf_class", ["BertModel", "DistilBertForTokenClassification"])
 def test_padded_path_matches_at_every_position(hf_class, tmp_path):
     """The default (padding skipped) equals transformers on real tokens, the padded computation
-    (`skip_padding(False)`) everywhere, padding positions included; the batch has 30 real
+    (`skip_padding(model, "never")`) everywhere, padding positions included; the batch has 30 real
     tokens of 48 (36 rows computed), so the default really skips padding."""
     hf_model = hf_tiny(hf_class)
     hf_model.save_pretrained(tmp_path)
@@ -236,7 +236,7 @@ def test_padded_path_matches_at_every_position(hf_class, tmp_path):
     batch = random_batch(batch=4)
     assert batch["padding_mask"].sum() == 30
     theirs = hf_outputs(hf_model, batch)
-    with tfdistil.layers.skip_padding(False):
+    with tfdistil.layers.skip_padding(model, "never"):
         padded = our_outputs(model, batch)
     assert_outputs_close(padded, theirs)
     skipped = our_outputs(model, batch)

@@ -14,7 +14,15 @@ import tensorflow as tf
 from harness import np_cosine
 from tfdistil.distillation import (
     TEACHER_LOGITS,
+    AttentionKL,
+    DistillationTerm,
     Distiller,
+    HardLabels,
+    HiddenCosine,
+    HiddenMSE,
+    PerExample,
+    PerLabelledToken,
+    SoftTargets,
     cache_teacher_outputs,
     default_layer_map,
     init_student_from_teacher,
@@ -784,3 +792,109 @@ def test_jit_compile_fit_matches_graph_first_step():
     assert losses[0][-1] < losses[0][0]
     for a, b in zip(teacher_before, teacher.get_weights()):  # frozen in compiled steps too
         np.testing.assert_array_equal(a, b)
+
+
+# ----- 10. loss terms and output comparisons as objects -------------------------------------
+@keras.saving.register_keras_serializable(package="tfdistil_tests")
+class LogitsMSE(DistillationTerm):
+    """A term the Distiller has no branch for: squared logit difference per counted distribution."""
+
+    name = "logits_mse"
+
+    def compute_loss(self, inputs):
+        (pair,) = inputs.logits
+        diff = tf.cast(pair.teacher, tf.float32) - tf.cast(pair.student, tf.float32)
+        return tf.reduce_sum(tf.reduce_mean(diff**2, axis=-1) * pair.weights) / pair.denominator
+
+
+@pytest.mark.parametrize("kind", ["sequence", "token"])
+def test_terms_as_objects_equal_the_weight_arguments(kind):
+    rng = np.random.default_rng(20)
+    teacher, student = task(kind, bert()), task(kind, distilbert(hidden_dim=8))
+    jitter(teacher, rng)
+    jitter(student, rng)
+    by_weights = Distiller(teacher, student, alpha=0.3, temperature=2.5, hidden_cosine_weight=0.5,
+                           hidden_mse_weight=0.4, attention_weight=0.2)
+    assert [(type(t), t.weight) for t in by_weights.terms] == [
+        (HardLabels, 0.3), (SoftTargets, 0.7), (HiddenCosine, 0.5), (HiddenMSE, 0.4), (AttentionKL, 0.2)]
+    by_terms = Distiller(teacher, student, terms=[
+        HardLabels(weight=0.3), SoftTargets(temperature=2.5, weight=0.7), HiddenCosine(weight=0.5),
+        HiddenMSE(weight=0.4), AttentionKL(weight=0.2)])
+    by_terms.set_weights(by_weights.get_weights())  # the same projections
+    x = make_inputs(rng)
+    y = tf.constant(make_labels(kind, rng, x))
+    t_out = teacher.intermediate_model(True, True)(x, training=False)
+    s_out = student.intermediate_model(True, True)(x, training=False)
+    a = by_weights.compute_loss_terms(x, y, None, t_out, s_out)
+    b = by_terms.compute_loss_terms(x, y, None, t_out, s_out)
+    assert list(a) == list(b) == ["hard_loss", "soft_loss", "hidden_cosine_loss", "hidden_mse_loss",
+                                  "attention_loss", "loss"]
+    for name in a:
+        assert float(a[name]) == float(b[name]), name
+    # The total is the weighted sum of the terms (by hand, in float64).
+    weights = {"hard_loss": 0.3, "soft_loss": 0.7, "hidden_cosine_loss": 0.5, "hidden_mse_loss": 0.4,
+               "attention_loss": 0.2}
+    np.testing.assert_allclose(float(b["loss"]), sum(w * float(b[n]) for n, w in weights.items()), rtol=1e-6)
+    # One set of projections serves both hidden-state terms.
+    assert len(by_terms.projections) == 2
+
+
+@pytest.mark.parametrize("kind", ["sequence", "token"])
+def test_a_new_term_is_a_class(kind, tmp_path):
+    """A term the Distiller does not know: computed, weighted into the loss, logged under its
+    name, kept by get_config; checked against numpy by hand."""
+    rng = np.random.default_rng(21)
+    teacher, student = task(kind, bert()), task(kind, distilbert())
+    jitter(teacher, rng)
+    jitter(student, rng)
+    distiller = Distiller(teacher, student, terms=[SoftTargets(temperature=2.0), LogitsMSE(weight=0.5)], layer_map=[1])
+    x = make_inputs(rng)
+    y = make_labels(kind, rng, x)
+    t_out, s_out = {"logits": teacher(x)}, {"logits": student(x)}
+    got = distiller.compute_loss_terms(x, tf.constant(y), None, t_out, s_out)
+    t_logits, s_logits = (np.asarray(o["logits"], np.float64) for o in (t_out, s_out))
+    counted = np.ones(len(y)) if kind == "sequence" else (y != IGNORE) * x["padding_mask"]
+    expected_mse = (((t_logits - s_logits) ** 2).mean(-1) * counted).sum() / counted.sum()
+    soft = reference_terms(x, y, None, to_numpy(t_out), to_numpy(s_out), alpha=0.0, temperature=2.0,
+                           layer_map=[1])["soft_loss"]
+    assert expected_mse > 1e-2
+    np.testing.assert_allclose(float(got["logits_mse"]), expected_mse, rtol=1e-5)
+    np.testing.assert_allclose(float(got["loss"]), soft + 0.5 * expected_mse, rtol=1e-5)
+    distiller.compile(optimizer="sgd", run_eagerly=True)
+    logs = distiller.evaluate(x, y, batch_size=BATCH, verbose=0, return_dict=True)
+    assert sorted(logs) == ["logits_mse", "loss", "soft_loss"]
+    np.testing.assert_allclose(logs["logits_mse"], expected_mse, rtol=1e-5)
+    config = distiller.get_config()
+    clone = Distiller.from_config(config)
+    assert [type(t) for t in clone.terms] == [SoftTargets, LogitsMSE] and clone.terms[1].weight == 0.5
+    assert clone.get_config() == config
+
+
+def test_output_comparison_is_an_argument_with_the_automatic_choice_as_default():
+    teacher, student = task("token", bert()), task("token", distilbert())
+    assert type(Distiller(teacher, student).output_comparison) is PerLabelledToken
+    seq_teacher, seq_student = task("sequence", bert()), task("sequence", distilbert())
+    assert type(Distiller(seq_teacher, seq_student).output_comparison) is PerExample
+    explicit = Distiller(teacher, student, output_comparison=PerLabelledToken(), alpha=0.4)
+    config = explicit.get_config()
+    assert type(Distiller.from_config(config).output_comparison) is PerLabelledToken
+    with pytest.raises(ValueError, match=r"PerExample compares \(batch, classes\) outputs"):
+        Distiller(teacher, student, output_comparison=PerExample())
+    with pytest.raises(ValueError, match=r"PerLabelledToken compares"):
+        Distiller(seq_teacher, seq_student, output_comparison=PerLabelledToken())
+
+
+def test_term_argument_errors():
+    teacher, student = task("sequence", bert()), task("sequence", distilbert())
+    with pytest.raises(ValueError, match=r"not both; got terms and \{'alpha': 0.2\}"):
+        Distiller(teacher, student, alpha=0.2, terms=[SoftTargets()])
+    with pytest.raises(ValueError, match=r"one name: \['soft_loss', 'soft_loss'\]"):
+        Distiller(teacher, student, terms=[SoftTargets(), SoftTargets(temperature=4.0)])
+    with pytest.raises(ValueError, match="non-empty list of DistillationTerm"):
+        Distiller(teacher, student, terms=["soft"])
+    with pytest.raises(ValueError, match="temperature must be > 0, got 0"):
+        SoftTargets(temperature=0)
+    narrow = task("sequence", distilbert(hidden_dim=8))
+    with pytest.raises(ValueError, match=r"hidden_dim=16.*hidden_dim=8"):
+        Distiller(teacher, narrow, terms=[HiddenCosine()])
+    assert len(Distiller(teacher, narrow, terms=[HiddenCosine(), HiddenMSE()]).projections) == 2

@@ -203,6 +203,8 @@ def test_encoder_block_harness():
             "activation": "gelu",
             "layer_norm_epsilon": 1e-6,
             "kernel_initializer": "glorot_uniform",
+            "skip_padding": "never",
+            "xla_layer_norm": False,
         },
         {"inputs": tiny_inputs(), "padding_mask": tiny_mask()},
         (BATCH, SEQ, HIDDEN),
@@ -470,7 +472,7 @@ def test_encoder_block_is_post_layer_norm(epsilon):
     block = TransformerEncoderBlock(HEADS, INTERMEDIATE, dropout=0.3, layer_norm_epsilon=epsilon)
     block.build(x.shape)
     attention, ffn, ((g1, b1), (g2, b2)) = _set_block_weights(block)
-    with skip_padding(False):  # every position computed, padding too
+    with skip_padding(block, "never"):  # every position computed, padding too
         out, probs = block(x, padding_mask=mask, return_attention_scores=True, training=False)
     skipped = np.asarray(block(x, padding_mask=mask, training=False))
 
@@ -553,44 +555,66 @@ def numpy_layer_norm(x, gamma, beta, epsilon=1e-12):
     return (x - mean) / np.sqrt(var + epsilon) * gamma + beta
 
 
-def test_layer_norm_xla_path_only_for_reduced_precision_inference_inside_the_context():
+def test_layer_norm_xla_path_only_for_reduced_precision_inference_when_asked():
     x = tiny_inputs(3) * 3 + 1
     gamma, beta = rng(4).normal(1.0, 0.2, HIDDEN), rng(5).normal(0.0, 0.2, HIDDEN)
     layers = {}
-    for policy in ("mixed_bfloat16", "float32"):
-        layers[policy] = LayerNorm(epsilon=1e-12, dtype=policy)
-        layers[policy].build(x.shape)
-        layers[policy].set_weights([gamma.astype("float32"), beta.astype("float32")])
-    bf16 = layers["mixed_bfloat16"]
+    for policy, xla in (("mixed_bfloat16", False), ("mixed_bfloat16", True), ("float32", True)):
+        layers[policy, xla] = LayerNorm(epsilon=1e-12, xla=xla, dtype=policy)
+        layers[policy, xla].build(x.shape)
+        layers[policy, xla].set_weights([gamma.astype("float32"), beta.astype("float32")])
+    bf16, bf16_xla = layers["mixed_bfloat16", False], layers["mixed_bfloat16", True]
     expected = numpy_layer_norm(x, gamma, beta)  # Keras' LayerNorm normalises its input uncast
     plain = bf16(x)
-    with xla_layer_norm():
-        fused = bf16(x)
-        assert graph_uses_xla(lambda t: bf16(t, training=False), x)
-        assert graph_uses_xla(lambda t: bf16(t), x)  # training unset: inference
-        assert not graph_uses_xla(lambda t: bf16(t, training=True), x)
-        assert not graph_uses_xla(lambda t: layers["float32"](t), x)
-        with xla_layer_norm(False):
-            assert not graph_uses_xla(lambda t: bf16(t), x)
+    fused = bf16_xla(x)
+    assert graph_uses_xla(lambda t: bf16_xla(t, training=False), x)
+    assert graph_uses_xla(lambda t: bf16_xla(t), x)  # training unset: inference
+    assert not graph_uses_xla(lambda t: bf16_xla(t, training=True), x)
+    assert not graph_uses_xla(lambda t: bf16_xla(t, xla=False), x)  # a call may turn it off
+    assert not graph_uses_xla(lambda t: layers["float32", True](t), x)
     assert not graph_uses_xla(lambda t: bf16(t), x)
+    # The context sets the layers' attribute for the block and restores it after.
+    with xla_layer_norm(bf16):
+        assert bf16.xla and graph_uses_xla(lambda t: bf16(t), x)
+        with xla_layer_norm(bf16, False):
+            assert not graph_uses_xla(lambda t: bf16(t), x)
+        assert bf16.xla
+    assert not bf16.xla and not graph_uses_xla(lambda t: bf16(t), x)
+    with xla_layer_norm(bf16_xla, False):
+        assert not graph_uses_xla(lambda t: bf16_xla(t), x)
+    assert bf16_xla.xla
     # Both paths round only the output to bfloat16 (8 bits of mantissa: relative error <= 2**-8).
     for out in (plain, fused):
         assert out.dtype == "bfloat16"
         np.testing.assert_allclose(tf.cast(out, tf.float32).numpy(), expected, rtol=2 ** -8, atol=1e-6)
-    # The same weights and config as Keras' LayerNormalization: a drop-in for checkpoints.
-    assert LayerNorm.from_config(bf16.get_config()).epsilon == 1e-12
+    # The same weights and config as Keras' LayerNormalization (a drop-in for checkpoints), plus `xla`.
+    revived = LayerNorm.from_config(bf16_xla.get_config())
+    assert revived.epsilon == 1e-12 and revived.xla is True
+    assert LayerNorm.from_config(bf16.get_config()).xla is False
     assert [w.path.split("/")[-1] for w in bf16.weights] == ["gamma", "beta"]
 
 
-def test_encoder_block_under_xla_layer_norm_matches_the_plain_block():
+@pytest.mark.parametrize("how", ["constructor", "context"])
+def test_encoder_block_with_xla_layer_norm_matches_the_plain_block(how):
     block = TransformerEncoderBlock(HEADS, INTERMEDIATE, dropout=0.0, dtype="mixed_bfloat16")
     x, mask = tiny_inputs(6), tiny_mask()
+    block.build(x.shape)
     plain = tf.function(lambda t, m: block(t, padding_mask=m, training=False))
-    fused = tf.function(lambda t, m: block(t, padding_mask=m, training=False))
     expected = tf.cast(plain(x, mask), tf.float32).numpy()
-    with xla_layer_norm():
+    if how == "constructor":
+        other = TransformerEncoderBlock(HEADS, INTERMEDIATE, dropout=0.0, xla_layer_norm=True, dtype="mixed_bfloat16")
+        other.build(x.shape)
+        other.set_weights(block.get_weights())
+        assert other.attention_layer_norm.xla and other.output_layer_norm.xla
+        assert TransformerEncoderBlock.from_config(other.get_config()).xla_layer_norm is True
+        fused = tf.function(lambda t, m: other(t, padding_mask=m, training=False))
         got = tf.cast(fused(x, mask), tf.float32).numpy()
-    # traced inside the context: the block's LayerNorms are XLA functions; outside: plain
+    else:
+        fused = tf.function(lambda t, m: block(t, padding_mask=m, training=False))
+        with xla_layer_norm(block):
+            got = tf.cast(fused(x, mask), tf.float32).numpy()
+        assert not block.attention_layer_norm.xla  # restored after the block
+    # traced with the XLA path: the block's LayerNorms are XLA functions; without: plain
     assert graph_def_uses_xla(fused.get_concrete_function(x, mask).graph.as_graph_def())
     assert not graph_def_uses_xla(plain.get_concrete_function(x, mask).graph.as_graph_def())
     # the same block, the normalisations computed by XLA: equal up to bfloat16 rounding
@@ -636,7 +660,7 @@ def test_encoder_block_skips_padding_with_the_padded_results_on_real_tokens(poli
     block.build(x.shape)
     _set_block_weights(block)
     skipped, probs = block(x, padding_mask=mask, return_attention_scores=True)
-    with skip_padding(False):
+    with skip_padding(block, "never"):
         padded, padded_probs = block(x, padding_mask=mask, return_attention_scores=True)
     real = mask.astype(bool)
     skipped, padded = (tf.cast(t, tf.float32).numpy() for t in (skipped, padded))
@@ -660,7 +684,7 @@ def test_encoder_block_keeps_the_padded_path_for_mostly_real_batches():
         x, mask = padded_batch(21, lengths)
         assert computed_positions(mask) is None
         out = block(x, padding_mask=mask).numpy()
-        with skip_padding(False):
+        with skip_padding(block, "never"):
             np.testing.assert_array_equal(block(x, padding_mask=mask).numpy(), out)
         assert np.abs(out[3, 7]).max() > 1e-3  # the padding position computed, not zeroed
     # 19 real -> 24 rows: the other branch, zeros where nothing was computed.
@@ -677,8 +701,11 @@ def test_skip_padding_traces_one_path_when_off_or_under_xla():
     block.build(x.shape)
     call = lambda t, m: block(t, padding_mask=m)  # noqa: E731
     assert "ScatterNd" in graph_op_types(call, x, mask)
-    with skip_padding(False):
+    with skip_padding(block, "never"):
         assert "ScatterNd" not in graph_op_types(call, x, mask)
+    assert block.skip_padding == "inference"  # restored after the block
+    never = TransformerEncoderBlock(HEADS, INTERMEDIATE, dropout=0.0, skip_padding="never")
+    assert "ScatterNd" not in graph_op_types(lambda t, m: never(t, padding_mask=m), x, mask)
     # Under XLA the row count would be padded back to its bound: the padded path only.
     jit = tf.function(call, jit_compile=True)
     assert np.abs(jit(x, mask).numpy()[2, 1:]).max(axis=-1).min() > 1e-3  # padding computed
@@ -706,9 +733,11 @@ def test_skipping_padding_trains_like_the_padded_block():
     # Training calls skip padding only when asked (the default keeps it for inference).
     call = lambda t, m: block(t, padding_mask=m, training=True)  # noqa: E731
     assert "ScatterNd" not in graph_op_types(call, x, mask)
-    with skip_padding(training=True):
+    with skip_padding(block, "always"):
         assert "ScatterNd" in graph_op_types(call, x, mask)
         loss, grads = gradients()
+    always = TransformerEncoderBlock(HEADS, INTERMEDIATE, dropout=0.0, skip_padding="always")
+    assert "ScatterNd" in graph_op_types(lambda t, m: always(t, padding_mask=m, training=True), x, mask)
     padded_loss, padded_grads = gradients()
     np.testing.assert_allclose(loss, padded_loss, rtol=1e-5)
     for g, p, w in zip(grads, padded_grads, block.trainable_weights):
@@ -757,7 +786,7 @@ def test_encoder_block_first_token_only_runs_its_per_token_work_on_one_row_per_s
     shapes = matmul_shapes(True)
     assert (3, inner) in shapes and (24, inner) not in shapes
     assert (3, HIDDEN) in shapes and (24, 2 * HIDDEN) in shapes and (24, 3 * HIDDEN) not in shapes
-    with skip_padding(False):  # one path, no branch functions to look into
+    with skip_padding(block, "never"):  # one path, no branch functions to look into
         assert (24, inner) in matmul_shapes(False)
 
 
@@ -787,3 +816,52 @@ def test_encoder_block_first_token_only_has_no_attention_scores():
     block = TransformerEncoderBlock(HEADS, INTERMEDIATE)
     with pytest.raises(ValueError, match="first_token_only"):
         block(x, padding_mask=mask, first_token_only=True, return_attention_scores=True)
+
+
+def test_skip_padding_rejects_unknown_modes():
+    with pytest.raises(ValueError, match=r"skip_padding must be one of .*got 'sometimes'"):
+        TransformerEncoderBlock(HEADS, INTERMEDIATE, skip_padding="sometimes")
+    block = TransformerEncoderBlock(HEADS, INTERMEDIATE)
+    with pytest.raises(ValueError, match=r"got True"):
+        skip_padding(block, True)
+    with pytest.raises(TypeError, match=r"got False: the settings take the model first"):
+        skip_padding(False)
+    with pytest.raises(TypeError, match=r"got False"):
+        xla_layer_norm(False)
+
+
+# --------------------------------------------------------------------------- imports
+
+
+def test_layer_modules_import_each_other_in_one_direction():
+    """No import circle among tfdistil.layers' modules: module-level imports, read from the source
+    files (not from the code under test), make a graph without cycles."""
+    import ast
+    import pathlib
+
+    import tfdistil.layers
+
+    folder = pathlib.Path(tfdistil.layers.__file__).parent
+    modules = {path.stem for path in folder.glob("*.py") if path.stem != "__init__"}
+    edges = {}
+    for name in modules:
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        edges[name] = {
+            node.module.rsplit(".", 1)[-1] for node in tree.body
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tfdistil.layers.")
+        }
+    assert edges["attention"] and edges["weight_casts"]  # the test reads real imports
+
+    def reaches(start, goal, seen=()):
+        return any(n == goal or (n not in seen and reaches(n, goal, seen + (n,))) for n in edges.get(start, ()))
+
+    circles = sorted(name for name in modules if reaches(name, name))
+    assert not circles, f"modules on an import circle: {circles} ({edges})"
+    # Nor inside functions: a deferred import back into a module that imports this one.
+    for name in modules:
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        deferred = {
+            node.module.rsplit(".", 1)[-1] for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tfdistil.layers.")
+        } - edges[name]
+        assert not {d for d in deferred if reaches(d, name)}, name

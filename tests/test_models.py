@@ -15,6 +15,7 @@ import tfdistil.models.backbone as backbone_module
 from tfdistil.layers import skip_padding
 from harness import (
     assert_identical,
+    graph_def_uses_xla,
     run_backbone_test,
     run_model_saving_test,
     run_task_test,
@@ -179,6 +180,41 @@ def test_distilbert_backbone_harness():
         DistilBertBackbone, DISTIL_TINY, make_inputs(seq=7, segment_ids=False),
         {"sequence_output": (2, 7, HIDDEN)},
     )
+
+
+def _traced_op_types(model, data):
+    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(data).graph
+    nodes = list(graph.as_graph_def().node) + [n for f in graph.as_graph_def().library.function for n in f.node_def]
+    return {n.op for n in nodes}
+
+
+@pytest.mark.parametrize("name", ["bert", "distilbert"])
+def test_backbone_layer_choices_are_config_and_survive_saving(name, tmp_path):
+    """`skip_padding` and `xla_layer_norm` reach every block, `get_config` records them, and a
+    `.keras` file keeps them: the reloaded model traces the same path."""
+    backbone_cls, kwargs = BACKBONES[name]
+    default = backbone_cls(**kwargs)
+    assert (default.get_config()["skip_padding"], default.get_config()["xla_layer_norm"]) == ("inference", False)
+    data = inputs_for(backbone_cls, batch=3, seq=8, num_padding=(0, 6, 7))  # 11 of 24 real: skipped
+    assert "ScatterNd" in _traced_op_types(default, data)
+    model = TextClassifier(
+        backbone_cls(**dict(kwargs, skip_padding="never", xla_layer_norm=True, dtype="mixed_bfloat16")), num_classes=2
+    )
+    config = model.backbone.get_config()
+    assert (config["skip_padding"], config["xla_layer_norm"]) == ("never", True)
+    model.save(tmp_path / "model.keras")
+    revived = keras.models.load_model(tmp_path / "model.keras")
+    for m in (model, revived):
+        blocks = m.backbone.transformer_layers
+        assert [b.skip_padding for b in blocks] == ["never"] * LAYERS
+        assert all(b.attention_layer_norm.xla and b.output_layer_norm.xla for b in blocks)
+        assert "ScatterNd" not in _traced_op_types(m.backbone, data)
+        graph = tf.function(lambda x, m=m: m(x, training=False)).get_concrete_function(data).graph
+        assert graph_def_uses_xla(graph.as_graph_def())
+    # The context reaches the blocks a task's first-token model shares, and restores them.
+    with skip_padding(revived, "inference"):
+        assert "ScatterNd" in _traced_op_types(revived.backbone, data)
+    assert [b.skip_padding for b in revived.backbone.transformer_layers] == ["never"] * LAYERS
 
 
 @pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")  # seq == 1
@@ -569,7 +605,7 @@ def test_text_classifier_computes_cls_only_in_the_last_block_with_the_full_resul
     data = inputs_for(backbone_cls, batch=3, seq=9, num_padding=(0, 4, 7))
 
     def matmul_shapes(fn):
-        with skip_padding(False):  # one path, no branch functions to look into
+        with skip_padding(model, "never"):  # one path, no branch functions to look into
             graph = tf.function(lambda x: fn(x)).get_concrete_function(data).graph
         return {tuple(op.outputs[0].shape) for op in graph.get_operations() if "MatMul" in op.type}
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfdistil.layers import WeightCasts, skip_padding
+from tfdistil.layers import FeedForwardNetwork, MultiHeadSelfAttention, WeightCasts
+from tfdistil.layers.settings import layers_of_type
 from tfdistil.models import BertBackbone, DistilBertBackbone, TextClassifier, TokenClassifier
 
 VOCAB, SEQ = 40, 6
@@ -51,6 +52,7 @@ def traced(model, feed, casts=None):
 
 
 def tf_id(keras_variable):
+    # Private Keras API: Keras 3 has no public accessor for a Keras variable's backing tf.Variable.
     return id(keras_variable._value)
 
 
@@ -129,3 +131,23 @@ def test_copies_are_a_snapshot_until_refreshed():
     assert np.abs(stale - fresh).max() > 0.1 and np.abs(stale - before).max() > 0
     casts.refresh()
     np.testing.assert_array_equal(infer(feed)["sequence_output"].numpy(), fresh)
+
+
+def test_the_context_sets_the_layers_attribute_and_restores_it():
+    model = TextClassifier(tiny(BertBackbone, "mixed_bfloat16"), num_classes=3)
+    projections = layers_of_type(model, (MultiHeadSelfAttention, FeedForwardNetwork))
+    assert len(projections) == 4 and all(layer.weight_casts is None for layer in projections)
+    casts, other = WeightCasts(model), WeightCasts(model)
+    with casts:
+        assert all(layer.weight_casts is casts for layer in projections)
+        with other, casts:  # entered again inside: each exit restores what was there before
+            assert all(layer.weight_casts is casts for layer in projections)
+        assert all(layer.weight_casts is casts for layer in projections)
+    assert all(layer.weight_casts is None for layer in projections)
+    # Set for good: an explicit attribute that any later trace reads.
+    feed = inputs()
+    for layer in projections:
+        layer.weight_casts = casts
+    _, reads = traced(model, feed)
+    assert {id(v) for v in casts.variables} <= reads
+    assert not {tf_id(v) for v in casts.originals} & reads

@@ -2,10 +2,22 @@
 import keras
 import tensorflow as tf
 from keras import ops
-from keras.src.backend.common.masking import set_keras_mask  # no public API for it yet
+
+# Private Keras API: Keras 3 has no public way to attach a mask to a tensor for compiled metrics.
+from keras.src.backend.common.masking import set_keras_mask
 
 from tfdistil.distillation import losses
+from tfdistil.distillation.comparisons import OutputComparison, default_comparison
 from tfdistil.distillation.layer_map import check_layer_map, default_layer_map
+from tfdistil.distillation.terms import (
+    AttentionKL,
+    DistillationTerm,
+    HardLabels,
+    HiddenCosine,
+    HiddenMSE,
+    LossInputs,
+    SoftTargets,
+)
 from tfdistil.models.tasks import Task
 
 TEACHER_LOGITS = "teacher_logits"  # key of cached teacher outputs in the input dict
@@ -16,10 +28,28 @@ def _num_layers(model):
 
 
 def _multi_worker(strategy):
-    # The same test Keras makes before its multi-worker reduction of step logs.
+    # The same test Keras makes before its multi-worker reduction of step logs. Private TF API:
+    # tf.distribute has no public "spans several workers" test.
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
         strategy.extended._in_multi_worker_mode()
     )
+
+
+# The Distiller's weight arguments and their defaults.
+DEFAULT_WEIGHTS = dict(alpha=0.5, temperature=2.0, hidden_cosine_weight=0.0, hidden_mse_weight=0.0, attention_weight=0.0)
+
+
+def weighted_terms(alpha=0.5, temperature=2.0, hidden_cosine_weight=0.0, hidden_mse_weight=0.0, attention_weight=0.0):
+    """The terms the Distiller's weight arguments stand for: hard labels (alpha), soft targets
+    (1 - alpha), and each intermediate term whose weight is > 0."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
+    terms = [HardLabels(weight=alpha), SoftTargets(temperature, weight=1.0 - float(alpha))]
+    for cls, weight in ((HiddenCosine, hidden_cosine_weight), (HiddenMSE, hidden_mse_weight),
+                        (AttentionKL, attention_weight)):
+        if weight > 0:
+            terms.append(cls(weight=weight))
+    return terms
 
 
 @keras.saving.register_keras_serializable(package="tfdistil")
@@ -30,12 +60,13 @@ class Distiller(keras.Model):
          + (1 - alpha) * T^2 * KL(softmax(teacher / T) || softmax(student / T))
          + hidden_cosine_weight * L_cos + hidden_mse_weight * L_mse + attention_weight * L_att
 
-    Works per example (sequence classification, logits (batch, classes)) and per
-    position (token classification and masked LM, logits (batch, seq, classes); labels
-    equal to -100 and padding are ignored). `sample_weight` multiplies every term.
-    An example (sequence classification) labelled -100 has no hard label: it learns from
-    the teacher's terms alone and metrics skip it — how augmented text is distilled
-    (`tfdistil.data.augment`).
+    Each term is a `DistillationTerm` (`HardLabels`, `SoftTargets`, `HiddenCosine`, `HiddenMSE`,
+    `AttentionKL`, or your own subclass): the weight arguments build the list above, or pass
+    `terms=` directly. How outputs and labels line up is the `output_comparison`: per example
+    (sequence classification) or per labelled token (token classification, masked LM; labels
+    equal to -100 and padding are ignored), chosen from the output shape by default.
+    `sample_weight` multiplies every term. An example (sequence classification) labelled -100
+    has no hard label: it learns from the teacher's terms alone and metrics skip it.
 
     Args:
         teacher: a tfdistil task model (TextClassifier, TokenClassifier, MaskedLM). Frozen.
@@ -48,6 +79,10 @@ class Distiller(keras.Model):
         attention_weight: KL between mapped layers' attention distributions.
         layer_map: teacher layer index for each student layer (default:
             `default_layer_map`). Hidden-state terms also pair the embedding outputs.
+        terms: a list of `DistillationTerm`s, in place of alpha, temperature and the three
+            weights (leave those at their defaults). Logged under each term's `name`.
+        output_comparison: an `OutputComparison` (`PerExample`, `PerLabelledToken`); default:
+            chosen from the student's output shape.
 
     Inputs: the tokenizer's dict (`token_ids`, `segment_ids`, `padding_mask`); each model
     takes what it needs. A `teacher_logits` key (see `cache_teacher_outputs`) replaces
@@ -64,6 +99,8 @@ class Distiller(keras.Model):
         hidden_mse_weight=0.0,
         attention_weight=0.0,
         layer_map=None,
+        terms=None,
+        output_comparison=None,
         **kwargs,
     ):
         kwargs.setdefault("dtype", student.dtype_policy)
@@ -74,29 +111,46 @@ class Distiller(keras.Model):
                     f"The {role} must be a tfdistil task model (TextClassifier, TokenClassifier, "
                     f"MaskedLM); got {type(model).__name__}."
                 )
-            if isinstance(model.output, dict):
-                raise ValueError(f"Distillation of {type(model).__name__} (dict outputs) is not supported.")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}.")
+        weights = dict(alpha=alpha, temperature=temperature, hidden_cosine_weight=hidden_cosine_weight,
+                       hidden_mse_weight=hidden_mse_weight, attention_weight=attention_weight)
+        # get_config records what was given: the weights, or the terms.
+        self.__dict__["_explicit_terms"] = terms is not None
+        if terms is None:
+            terms = weighted_terms(**weights)
+        else:
+            given = {k: v for k, v in weights.items() if v != DEFAULT_WEIGHTS[k]}
+            if given:
+                raise ValueError(f"Give the loss as `terms` or as its weights, not both; got terms and {given}.")
+            terms = [keras.saving.deserialize_keras_object(t) if isinstance(t, dict) else t for t in terms]
+            bad = [t for t in terms if not isinstance(t, DistillationTerm)]
+            if not terms or bad:
+                raise ValueError(f"`terms` must be a non-empty list of DistillationTerm objects; got {terms!r}.")
+            names = [t.name for t in terms]
+            if len(set(names)) != len(names):
+                raise ValueError(f"Two terms log under one name: {names}.")
         t_vocab, s_vocab = teacher.backbone.vocabulary_size, student.backbone.vocabulary_size
         if t_vocab != s_vocab:
             raise ValueError(
                 f"Teacher and student vocabularies differ: teacher vocabulary_size={t_vocab}, "
                 f"student vocabulary_size={s_vocab}. They must share one tokenizer."
             )
-        t_shape, s_shape = tuple(teacher.output.shape[1:]), tuple(student.output.shape[1:])
-        if len(t_shape) != len(s_shape) or t_shape[-1] != s_shape[-1]:
+        if isinstance(output_comparison, dict):
+            output_comparison = keras.saving.deserialize_keras_object(output_comparison)
+        if output_comparison is None:
+            output_comparison = default_comparison(teacher, student)
+        elif not isinstance(output_comparison, OutputComparison):
             raise ValueError(
-                f"Teacher and student outputs differ: teacher {type(teacher).__name__} gives "
-                f"(batch, {', '.join(map(str, t_shape))}), student {type(student).__name__} gives "
-                f"(batch, {', '.join(map(str, s_shape))})."
+                f"`output_comparison` must be an OutputComparison, got {type(output_comparison).__name__}."
             )
+        else:
+            output_comparison.validate(teacher, student)
         self.teacher = teacher
         self.student = student
         # Frozen: no gradient, and never in training mode (dropout off).
         self.teacher.trainable = False
+        # Plain __dict__ entries: objects without variables, out of Keras' tracking.
+        self.__dict__["_terms"] = tuple(terms)
+        self.__dict__["_output_comparison"] = output_comparison
         self.alpha = float(alpha)
         self.temperature = float(temperature)
         self.hidden_cosine_weight = float(hidden_cosine_weight)
@@ -106,9 +160,9 @@ class Distiller(keras.Model):
         self.layer_map = check_layer_map(
             layer_map if layer_map is not None else default_layer_map(t_layers, s_layers), t_layers, s_layers
         )
-        self.per_position = len(s_shape) == 2
-        need_hidden = self.hidden_cosine_weight > 0 or self.hidden_mse_weight > 0
-        need_attention = self.attention_weight > 0
+        hidden_terms = [t for t in self._terms if "hidden_states" in t.reads]
+        need_hidden = bool(hidden_terms)
+        need_attention = any("attention_scores" in t.reads for t in self._terms)
         self.uses_intermediates = need_hidden or need_attention
         # Plain __dict__ entries: these share the teacher's/student's weights and must
         # not be tracked twice (twice in trainable_variables means two updates a step).
@@ -120,12 +174,13 @@ class Distiller(keras.Model):
         t_dim, s_dim = teacher.backbone.hidden_dim, student.backbone.hidden_dim
         self.projections = []
         if need_hidden and t_dim != s_dim:
-            if self.hidden_cosine_weight > 0 and self.hidden_mse_weight == 0:
+            if not any(t.learns_projection for t in hidden_terms):
                 raise ValueError(
                     f"The cosine loss compares hidden states of equal width; teacher hidden_dim={t_dim}, "
                     f"student hidden_dim={s_dim}. Use hidden_mse_weight (learned projection) instead."
                 )
-            # TinyBERT: a learned map from the student's width to the teacher's, one per pair.
+            # TinyBERT: a learned map from the student's width to the teacher's, one per pair,
+            # shared by every hidden-state term.
             self.projections = [
                 keras.layers.Dense(t_dim, dtype=self.dtype_policy, name=f"hidden_projection_{i}")
                 for i in range(s_layers + 1)
@@ -136,17 +191,17 @@ class Distiller(keras.Model):
         # (BackupAndRestore and fit() check this before the first batch).
         self.built = True
         self.trackers = {
-            name: keras.metrics.Mean(name=name)
-            for name in ("loss", "hard_loss", "soft_loss", "hidden_cosine_loss", "hidden_mse_loss", "attention_loss")
-            if name in ("loss", "hard_loss", "soft_loss") or self._term_weight(name) > 0
+            name: keras.metrics.Mean(name=name) for name in ["loss"] + [t.name for t in self._terms]
         }
 
-    def _term_weight(self, name):
-        return {
-            "hidden_cosine_loss": self.hidden_cosine_weight,
-            "hidden_mse_loss": self.hidden_mse_weight,
-            "attention_loss": self.attention_weight,
-        }[name]
+    @property
+    def terms(self):
+        """The loss terms, in the order they are summed."""
+        return self._terms
+
+    @property
+    def output_comparison(self):
+        return self._output_comparison
 
     # ----- forward passes -------------------------------------------------------------
     def call(self, inputs, training=False):
@@ -170,76 +225,41 @@ class Distiller(keras.Model):
         return out if isinstance(out, dict) else {"logits": out}
 
     # ----- the loss ----------------------------------------------------------------------
-    def _sample_weight(self, sample_weight, y):
-        """float32 weights shaped (batch,) per example, or (batch, 1 | seq) per position.
-        Reshaped by value: inside fit() their rank may be unknown."""
-        sw = ops.cast(sample_weight, "float32")
-        if self.per_position:
-            return ops.reshape(sw, (ops.shape(y)[0], -1))
-        return ops.reshape(sw, (-1,))
-
-    def _masks(self, x, y, sample_weight):
-        """(weights, hard-label weights, denominator, padding mask, token denominator)."""
-        padding_mask = ops.cast(x["padding_mask"], "float32")
-        if self.per_position:
-            mask = losses.label_mask(y, padding_mask)
-            labelled = mask
-        else:
-            mask = ops.ones((ops.shape(y)[0],), "float32")
-            # An example labelled -100 (augmented text) learns from the teacher alone.
-            labelled = losses.label_mask(ops.reshape(y, (-1,)))
-        weights = mask
-        if sample_weight is not None:
-            weights = weights * self._sample_weight(sample_weight, y)
-        denominator = losses.global_count(ops.sum(mask))
-        token_denominator = losses.global_count(ops.sum(padding_mask))
-        return weights, weights * labelled, denominator, padding_mask, token_denominator
-
-    def compute_loss_terms(self, x, y, sample_weight, teacher_out, student_out):
-        """All loss terms (unweighted) and the weighted total, as a dict of scalars."""
-        weights, hard_weights, denominator, padding_mask, token_denominator = self._masks(x, y, sample_weight)
-        s_logits, t_logits = student_out["logits"], teacher_out["logits"]
-        terms = {
-            "hard_loss": losses.hard_loss(y, s_logits, hard_weights, denominator),
-            "soft_loss": losses.soft_loss(t_logits, s_logits, self.temperature, weights, denominator),
-        }
-        total = self.alpha * terms["hard_loss"] + (1.0 - self.alpha) * terms["soft_loss"]
-        pairs = [(0, 0)] + [(s + 1, t + 1) for s, t in enumerate(self.layer_map)]
+    def loss_inputs(self, x, y, sample_weight, teacher_out, student_out):
+        """The `LossInputs` of one batch: the comparison's logit pairs and token weights, and the
+        mapped hidden-state and attention pairs the terms read."""
+        logits = self.output_comparison.logit_pairs(x, y, sample_weight, teacher_out["logits"], student_out["logits"])
         # Hidden and attention terms weigh tokens by the sample weight (per example, or
         # per token for token tasks), for every task type.
-        token_weights = padding_mask
-        if sample_weight is not None:
-            sw = self._sample_weight(sample_weight, y)
-            token_weights = token_weights * (sw if self.per_position else sw[:, None])
-        n_pairs = float(len(pairs))
-        if self.hidden_cosine_weight > 0 or self.hidden_mse_weight > 0:
-            cos_sum, mse_sum = 0.0, 0.0
-            for s_i, t_i in pairs:
+        token_weights, token_denominator = self.output_comparison.token_weights(x, y, sample_weight)
+        hidden_states = []
+        if "hidden_states" in student_out:
+            # The embedding outputs, then each student layer with its teacher layer; the student's
+            # projected once to the teacher's width, for every hidden-state term.
+            for s_i, t_i in [(0, 0)] + [(s + 1, t + 1) for s, t in enumerate(self.layer_map)]:
                 s_h = student_out["hidden_states"][s_i]
-                t_h = teacher_out["hidden_states"][t_i]
                 if self.projections:
                     s_h = self.projections[s_i](s_h)
-                if self.hidden_cosine_weight > 0:
-                    cos_sum += losses.hidden_cosine_loss(t_h, s_h, token_weights, token_denominator)
-                if self.hidden_mse_weight > 0:
-                    mse_sum += losses.hidden_mse_loss(t_h, s_h, token_weights, token_denominator)
-            if self.hidden_cosine_weight > 0:
-                terms["hidden_cosine_loss"] = cos_sum / n_pairs
-                total += self.hidden_cosine_weight * terms["hidden_cosine_loss"]
-            if self.hidden_mse_weight > 0:
-                terms["hidden_mse_loss"] = mse_sum / n_pairs
-                total += self.hidden_mse_weight * terms["hidden_mse_loss"]
-        if self.attention_weight > 0:
-            att_sum = 0.0
-            for s_i, t_i in enumerate(self.layer_map):
-                att_sum += losses.attention_kl_loss(
-                    teacher_out["attention_scores"][t_i], student_out["attention_scores"][s_i],
-                    token_weights, token_denominator,
-                )
-            terms["attention_loss"] = att_sum / float(len(self.layer_map))
-            total += self.attention_weight * terms["attention_loss"]
-        terms["loss"] = total
-        return terms
+                hidden_states.append((teacher_out["hidden_states"][t_i], s_h))
+        attention_scores = []
+        if "attention_scores" in student_out:
+            attention_scores = [
+                (teacher_out["attention_scores"][t_i], student_out["attention_scores"][s_i])
+                for s_i, t_i in enumerate(self.layer_map)
+            ]
+        return LossInputs(teacher_out, student_out, logits, hidden_states, attention_scores,
+                          token_weights, token_denominator)
+
+    def compute_loss_terms(self, x, y, sample_weight, teacher_out, student_out):
+        """Every term's unweighted value under its name, and the weighted total under "loss"."""
+        inputs = self.loss_inputs(x, y, sample_weight, teacher_out, student_out)
+        values, total = {}, None
+        for term in self.terms:
+            values[term.name] = term.compute_loss(inputs)
+            weighted = term.weight * values[term.name]
+            total = weighted if total is None else total + weighted
+        values["loss"] = total
+        return values
 
     # ----- Keras hooks ---------------------------------------------------------------------
     def _update_metrics(self, x, y, sample_weight, terms, student_logits):
@@ -249,14 +269,7 @@ class Distiller(keras.Model):
         for name, tracker in self.trackers.items():
             tracker.update_state(terms[name] * scale)
         # Metrics skip -100 labels (and padding): unlabelled examples and positions.
-        if not self.per_position:
-            y = ops.reshape(y, (-1,))
-        valid = losses.label_mask(y, x["padding_mask"] if self.per_position else None)
-        weights = valid
-        if sample_weight is not None:
-            weights = valid * self._sample_weight(sample_weight, y)
-        y = ops.where(valid > 0, y, ops.zeros_like(y))
-        sample_weight = weights
+        y, sample_weight, valid = self.output_comparison.metric_targets(x, y, sample_weight)
         # Keras gives compiled `metrics` (unlike `weighted_metrics`) no sample weight;
         # a Keras mask on the predictions is how they too skip them.
         student_logits = tf.identity(student_logits)
@@ -292,11 +305,13 @@ class Distiller(keras.Model):
         terms = self.compute_loss_terms(x, y, sample_weight, teacher_out, student_out)
         return self._update_metrics(x, y, sample_weight, terms, student_out["logits"])
 
+    # Overrides a private Keras hook: Keras 3 has no public way to choose the batch fit() builds from.
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # keras-team/keras#20329: for a distributed iterator Keras builds from
         # strategy.reduce("MEAN", first_batch), which MultiWorkerMirroredStrategy cannot
         # do for a dict batch. Building needs shapes and dtypes only: take this worker's
-        # first local replica's values.
+        # first local replica's values. `_distribute_strategy` is private: the public
+        # `distribute_strategy` falls back to the default strategy, so cannot tell "none set".
         if iterator is not None and data_batch is None and self._distribute_strategy is not None:
             strategy = self.distribute_strategy
 
@@ -318,6 +333,8 @@ class Distiller(keras.Model):
     @property
     def metrics(self):
         metrics = list(self.trackers.values())
+        # Private: Keras 3 has no public handle on the compiled-metrics container (its own
+        # `metrics` property reads this attribute too).
         if self._compile_metrics is not None:
             metrics.append(self._compile_metrics)
         return metrics
@@ -333,6 +350,8 @@ class Distiller(keras.Model):
             "hidden_mse_weight": self.hidden_mse_weight,
             "attention_weight": self.attention_weight,
             "layer_map": list(self.layer_map),
+            "terms": [keras.saving.serialize_keras_object(t) for t in self.terms] if self._explicit_terms else None,
+            "output_comparison": keras.saving.serialize_keras_object(self.output_comparison),
         }
 
     @classmethod

@@ -5,36 +5,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from tfdistil.layers.weight_casts import compute_weight
-
-
-def clone_initializer(initializer):
-    """A fresh copy: an unseeded Keras 3 initializer returns the same values on every
-    call, so weights sharing one object would start identical."""
-    if isinstance(initializer, keras.initializers.Initializer):
-        return initializer.__class__.from_config(initializer.get_config())
-    return initializer
-
-
-def project(inputs, kernel, bias, activation=None, training=None):
-    """`activation(inputs @ kernel + bias)` over the last axis, computed as one 2-D MatMul
-    and a BiasAdd, with the weights in the inputs' dtype (for inference, the copies of a
-    `WeightCasts` in scope when there is one).
-
-    On CPU, TensorFlow's oneDNN rewrite fuses MatMul + BiasAdd (+ GELU or ReLU) into one
-    kernel; it does not for the batched matmul a 3-D input gets, nor for a broadcast add.
-    The fusion saves whole passes over (tokens, width) activations, which is most of what
-    mixed_bfloat16 spends outside the matmuls.
-    """
-    leading = ops.shape(inputs)[:-1]
-    # (batch, seq, in) -> (batch * seq, in)
-    x = ops.reshape(inputs, (-1, inputs.shape[-1]))
-    kernel, bias = compute_weight(kernel, x.dtype, training), compute_weight(bias, x.dtype, training)
-    x = tf.nn.bias_add(tf.matmul(x, kernel), bias)
-    if activation is not None:
-        x = activation(x)
-    # (batch * seq, out) -> (batch, seq, out)
-    return ops.reshape(x, (*leading, kernel.shape[-1]))
+from tfdistil.layers.projection import cast_weight, clone_initializer, project
 
 
 def self_attention_output_spec(layer, inputs, return_attention_scores):
@@ -67,6 +38,11 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         kernel_initializer: initializer of the QKV and output kernels.
         bias_initializer: initializer of the biases.
 
+    Attributes:
+        weight_casts: a `WeightCasts` whose compute-dtype copies of this layer's projection
+            weights inference calls read, or None (the default: weights cast at every call).
+            Set by `with casts:`; read when a call is traced.
+
     Call args:
         inputs: float tensor (batch, seq, hidden_dim).
         padding_mask: optional int/bool tensor (batch, seq); 1 marks real tokens.
@@ -91,6 +67,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.supports_masking = False
+        self.weight_casts = None
 
     def build(self, inputs_shape, padding_mask_shape=None):
         hidden_dim = inputs_shape[-1]
@@ -119,12 +96,24 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, padding_mask=None, return_attention_scores=False, training=None):
-        qkv = project(inputs, self.qkv_kernel, self.qkv_bias, training=training)
+        qkv = self.project_qkv(inputs, training=training)
         context, probs = self.attend(qkv, padding_mask, training=training)
-        output = project(context, self.output_kernel, self.output_bias, training=training)
+        output = self.project_output(context, training=training)
         if return_attention_scores:
             return output, probs
         return output
+
+    def projection_weights(self):
+        """The kernels and biases a `WeightCasts` may hold compute-dtype copies of."""
+        return [self.qkv_kernel, self.qkv_bias, self.output_kernel, self.output_bias]
+
+    def project_qkv(self, inputs, training=None):
+        """(..., hidden_dim) -> (..., 3 * hidden_dim): the fused query, key and value projection."""
+        return project(inputs, self.qkv_kernel, self.qkv_bias, casts=self.weight_casts, training=training)
+
+    def project_output(self, context, training=None):
+        """(..., hidden_dim) -> (..., hidden_dim): the output projection of the attended context."""
+        return project(context, self.output_kernel, self.output_bias, casts=self.weight_casts, training=training)
 
     def attend(self, qkv, padding_mask=None, training=None):
         """The attention between the projections: `qkv` (batch, seq, 3 * hidden_dim), the
@@ -142,14 +131,14 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         that position alone, keys and values for all; what a [CLS] classifier needs from its
         last block (`TransformerEncoderBlock`, `first_token_only=True`)."""
         hidden = self.hidden_dim
-        kernel = compute_weight(self.qkv_kernel, inputs.dtype, training)
-        bias = compute_weight(self.qkv_bias, inputs.dtype, training)
+        kernel = cast_weight(self.qkv_kernel, inputs.dtype, self.weight_casts, training)
+        bias = cast_weight(self.qkv_bias, inputs.dtype, self.weight_casts, training)
         # The fused kernel's columns are [query | key | value].
         query = project(inputs[:, :1], kernel[:, :hidden], bias[:hidden])
         key, value = self._split_heads(project(inputs, kernel[:, hidden:], bias[hidden:]), 2)
         (query,) = self._split_heads(query, 1)
         context, _ = self._attention(query, key, value, padding_mask, training)
-        return project(context, self.output_kernel, self.output_bias, training=training)
+        return self.project_output(context, training=training)
 
     def _split_heads(self, packed, parts):
         """(batch, seq, parts * hidden_dim) -> `parts` tensors (batch, heads, seq, head_dim),

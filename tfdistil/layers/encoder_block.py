@@ -1,49 +1,46 @@
 """BERT's Transformer encoder block (post-LayerNorm residuals)."""
-import contextlib
-
 import keras
 import tensorflow as tf
+
+# Private TensorFlow API: TF has no public test for "this graph is being compiled by XLA".
 from tensorflow.python.framework import ops as tf_ops
 from tensorflow.python.ops import control_flow_util
 
-from tfdistil.layers.attention import MultiHeadSelfAttention, clone_initializer, project, self_attention_output_spec
+from tfdistil.layers.attention import MultiHeadSelfAttention, self_attention_output_spec
 from tfdistil.layers.feed_forward import FeedForwardNetwork
-from tfdistil.layers.layer_norm import LayerNorm, xla_layer_norm
-from tfdistil.layers.switches import TraceSwitch
+from tfdistil.layers.layer_norm import LayerNorm
+from tfdistil.layers.projection import clone_initializer
+from tfdistil.layers.settings import layers_of_type, overriding
 
 # A padded batch whose computed rows (see `token_positions`) are at most this fraction of
-# batch x seq takes the unpadded path. Measured on bert_base inference, batch 8 x 128: with
-# no padding at all the unpadded path would be 5% (float32) to 10% (mixed_bfloat16) slower
-# than the plain one (gathers and scatters); on SST-2 dev batches padded to their longest
-# sentence (51-60% real tokens) it is 1.21-1.67x faster (benchmarks/results/peers.md).
+# batch x seq takes the unpadded path: below it the gathers and scatters cost less than the
+# padding positions they skip (measured on bert_base inference; see the commit history).
 UNPAD_BELOW = 0.8
 
-_SKIP_PADDING = TraceSwitch(default=True)
-_SKIP_PADDING_IN_TRAINING = TraceSwitch(default=False)
+# `TransformerEncoderBlock(skip_padding=...)`: which calls may compute the real tokens only.
+SKIP_PADDING_MODES = ("inference", "always", "never")
 
 
-@contextlib.contextmanager
-def skip_padding(enabled=True, training=False):
-    """Within this context, `TransformerEncoderBlock`s traced (or called eagerly) with a
-    `padding_mask` may compute their per-token parts on the real tokens only (see
-    `TransformerEncoderBlock`): in inference calls if `enabled` (the default outside any
-    context), in training calls too if `training`. `with skip_padding(False):` traces the
-    plain padded computation everywhere.
+def check_skip_padding(mode):
+    if mode not in SKIP_PADDING_MODES:
+        raise ValueError(f"skip_padding must be one of {SKIP_PADDING_MODES}, got {mode!r}.")
+    return mode
 
-    Training is opt-in: on bert_mini the unpadded branch and its gradient add ~2 s to tracing
-    the train step and ~2 s to its first run, which a whole SST-2 epoch repays (1.13x faster
-    with bucketed batches, 2.12x padded to 128) but a short run does not."""
-    with _SKIP_PADDING.set(enabled), _SKIP_PADDING_IN_TRAINING.set(enabled and training):
-        yield
+
+def skip_padding(model, mode="inference"):
+    """A context in which every `TransformerEncoderBlock` under `model` (a layer or model, itself
+    included) has `skip_padding=mode`: "inference" (the default), "always" (training calls too)
+    or "never". Functions traced (or first called) inside keep that choice; the constructors'
+    `skip_padding` argument (blocks and backbones) makes it for good."""
+    return overriding(layers_of_type(model, TransformerEncoderBlock), "skip_padding", check_skip_padding(mode))
 
 
 def token_positions(padding_mask):
     """The rows of the flattened (batch * seq) batch that a block skipping padding computes:
     every real token (in order), then the first padding positions needed to round their count
     up to a multiple of seq. The rounding keeps the matmul shapes a model meets to at most
-    `batch` per padded length, as with padded batches, instead of one per token count
-    (oneDNN prepares a kernel per shape; at bert_mini size no per-step cost of new shapes
-    showed up when measured, so this is a bound, not a measured speed-up)."""
+    `batch` per padded length, as with padded batches, instead of one per token count (oneDNN
+    prepares a kernel per shape)."""
     flat = tf.reshape(tf.cast(padding_mask, "int32"), [-1])
     # A stable sort on "is padding" puts the real tokens first, each group in batch order.
     return tf.argsort(1 - flat, stable=True)[: _rows_computed(padding_mask)]
@@ -56,12 +53,10 @@ def _rows_computed(padding_mask):
     return tf.minimum((real + seq - 1) // seq * seq, tf.size(padding_mask))
 
 
-def skip_padding_possible(training=None):
-    """Whether the code traced now may choose the unpadded path: switched on for this kind of
-    call (`skip_padding`), and not inside an XLA compilation (XLA pads the data-dependent row
-    count back to its bound, so nothing would be saved)."""
-    switch = _SKIP_PADDING_IN_TRAINING if training else _SKIP_PADDING
-    return switch.enabled() and not control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph())
+def in_xla_compilation():
+    """Whether the code traced now is compiled by XLA (which pads a data-dependent row count back
+    to its bound, so skipping padding would save nothing there)."""
+    return control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph())
 
 
 @keras.saving.register_keras_serializable(package="tfdistil")
@@ -79,9 +74,11 @@ class TransformerEncoderBlock(keras.layers.Layer):
     Real tokens get the padded computation's outputs (up to float rounding), and so do the
     padding positions computed for the rounding; the other padding positions come out as
     zeros, and attention rows of padding queries differ (meaningless either way: every loss
-    and head masks them). The choice is made per batch, in the graph. By default only
-    inference calls (`training` not true) skip padding; `skip_padding(training=True)` adds
-    training calls, `skip_padding(False)` turns it off, and it is off inside XLA compilation.
+    and head masks them). The choice is made per batch, in the graph. Which calls may skip
+    padding is the `skip_padding` argument; never inside XLA compilation.
+
+    Training skips padding only when asked ("always"): its unpadded branch and gradient make the
+    train step slower to trace and to run first, which a long run repays and a short one does not.
 
     Args:
         num_heads: attention heads.
@@ -91,6 +88,10 @@ class TransformerEncoderBlock(keras.layers.Layer):
         activation: feed-forward activation ("gelu" is the exact erf GELU).
         layer_norm_epsilon: LayerNorm epsilon (1e-12 in BERT).
         kernel_initializer: initializer of every kernel.
+        skip_padding: "inference" (default: inference calls, `training` not true, skip padding),
+            "always" (training calls too) or "never".
+        xla_layer_norm: the LayerNorms take their XLA path in reduced-precision inference
+            (`LayerNorm(xla=True)`; default False).
 
     Call args:
         inputs: (batch, seq, hidden_dim).
@@ -111,9 +112,13 @@ class TransformerEncoderBlock(keras.layers.Layer):
         activation="gelu",
         layer_norm_epsilon=1e-12,
         kernel_initializer="glorot_uniform",
+        skip_padding="inference",
+        xla_layer_norm=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.skip_padding = check_skip_padding(skip_padding)
+        self.xla_layer_norm = bool(xla_layer_norm)
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
         self.dropout = dropout
@@ -131,7 +136,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.attention.build(inputs_shape)
         self.attention_dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
         self.attention_layer_norm = LayerNorm(
-            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="attention_layer_norm"
+            epsilon=self.layer_norm_epsilon, xla=self.xla_layer_norm, dtype=self.dtype_policy,
+            name="attention_layer_norm",
         )
         self.attention_layer_norm.build(inputs_shape)
         self.feed_forward = FeedForwardNetwork(
@@ -140,7 +146,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
         )
         self.feed_forward.build(inputs_shape)
         self.output_layer_norm = LayerNorm(
-            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="output_layer_norm"
+            epsilon=self.layer_norm_epsilon, xla=self.xla_layer_norm, dtype=self.dtype_policy,
+            name="output_layer_norm",
         )
         self.output_layer_norm.build(inputs_shape)
         self.built = True
@@ -152,7 +159,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             # The [CLS] position's output only: its query against every key and value.
             first = self.attention.first_token(inputs, padding_mask=padding_mask, training=training)
             return self._residual_blocks(inputs[:, :1], first, training)
-        if padding_mask is None or not skip_padding_possible(training):
+        if padding_mask is None or not self._may_skip_padding(training):
             x, scores = self._call_padded(inputs, padding_mask, training)
         else:
             # Decided per batch: up to UNPAD_BELOW of batch x seq, computing only those rows pays
@@ -167,6 +174,11 @@ class TransformerEncoderBlock(keras.layers.Layer):
         if return_attention_scores:
             return x, scores
         return x
+
+    def _may_skip_padding(self, training):
+        """Whether this call may take the unpadded path (`skip_padding`, never under XLA)."""
+        wanted = self.skip_padding == "always" or (self.skip_padding == "inference" and not training)
+        return wanted and not in_xla_compilation()
 
     def _call_padded(self, inputs, padding_mask, training):
         attended, scores = self.attention(
@@ -185,21 +197,20 @@ class TransformerEncoderBlock(keras.layers.Layer):
         flat_size = tf.size(padding_mask)
         tokens = tf.gather(tf.reshape(inputs, (-1, hidden)), positions)
         attention = self.attention
-        qkv = project(tokens, attention.qkv_kernel, attention.qkv_bias, training=training)
+        qkv = attention.project_qkv(tokens, training=training)
         qkv = tf.scatter_nd(positions[:, None], qkv, tf.stack([flat_size, 3 * hidden]))
         qkv = tf.reshape(qkv, tf.concat([tf.shape(inputs)[:2], [3 * hidden]], axis=0))
         context, scores = attention.attend(qkv, padding_mask, training=training)
         context = tf.gather(tf.reshape(context, (-1, hidden)), positions)
-        attended = project(context, attention.output_kernel, attention.output_bias, training=training)
+        attended = attention.project_output(context, training=training)
         # XLA compiles one LayerNorm per row count: the opt-in XLA path stays on the padded branch.
-        with xla_layer_norm(False):
-            tokens = self._residual_blocks(tokens, attended, training)
+        tokens = self._residual_blocks(tokens, attended, training, xla=False)
         out = tf.scatter_nd(positions[:, None], tokens, tf.stack([flat_size, hidden]))
         return tf.reshape(out, tf.shape(inputs)), scores
 
-    def _residual_blocks(self, inputs, attended, training):
-        x = self.attention_layer_norm(inputs + self.attention_dropout_layer(attended, training=training))
-        return self.output_layer_norm(x + self.feed_forward(x, training=training))
+    def _residual_blocks(self, inputs, attended, training, xla=None):
+        x = self.attention_layer_norm(inputs + self.attention_dropout_layer(attended, training=training), xla=xla)
+        return self.output_layer_norm(x + self.feed_forward(x, training=training), xla=xla)
 
     def compute_output_spec(
         self, inputs, padding_mask=None, return_attention_scores=False, first_token_only=False, training=None
@@ -218,5 +229,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             activation=self.activation,
             layer_norm_epsilon=self.layer_norm_epsilon,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            skip_padding=self.skip_padding,
+            xla_layer_norm=self.xla_layer_norm,
         )
         return config

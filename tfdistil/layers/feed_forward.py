@@ -2,7 +2,7 @@
 import keras
 from keras import ops
 
-from tfdistil.layers.attention import clone_initializer, project
+from tfdistil.layers.projection import clone_initializer, project
 
 
 def gelu_exact(x):
@@ -19,6 +19,11 @@ class FeedForwardNetwork(keras.layers.Layer):
         activation: "gelu" (exact erf GELU, as BERT), "gelu_approximate", "relu", or any
             Keras activation name.
         dropout: dropout rate on the output.
+
+    Attributes:
+        weight_casts: a `WeightCasts` whose compute-dtype copies of the two Dense layers' weights
+            inference calls read, or None (the default: weights cast at every call). Set by
+            `with casts:`; read when a call is traced.
 
     Call args:
         inputs: float tensor (batch, seq, hidden_dim); returns the same shape.
@@ -39,6 +44,7 @@ class FeedForwardNetwork(keras.layers.Layer):
         self.dropout = dropout
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.weight_casts = None
 
     def _activation_fn(self):
         if self.activation == "gelu":
@@ -66,9 +72,14 @@ class FeedForwardNetwork(keras.layers.Layer):
         # The Dense layers hold the weights (their names are the checkpoint mapping's);
         # `project` runs them as fusable 2-D MatMul + BiasAdd (+ activation).
         inner, outer = self.intermediate_dense, self.output_dense
-        x = project(inputs, inner.kernel, inner.bias, inner.activation, training=training)
-        x = project(x, outer.kernel, outer.bias, training=training)
+        casts = self.weight_casts
+        x = project(inputs, inner.kernel, inner.bias, inner.activation, casts=casts, training=training)
+        x = project(x, outer.kernel, outer.bias, casts=casts, training=training)
         return self.dropout_layer(x, training=training)
+
+    def projection_weights(self):
+        """The kernels and biases a `WeightCasts` may hold compute-dtype copies of."""
+        return [w for d in (self.intermediate_dense, self.output_dense) for w in (d.kernel, d.bias) if w is not None]
 
     def compute_output_shape(self, inputs_shape):
         return inputs_shape

@@ -1,34 +1,26 @@
 """LayerNorm with an opt-in XLA path for reduced-precision inference.
 
-Under mixed_bfloat16 Keras computes LayerNorm in float32 between two casts, as a chain of
-small ops that oneDNN does not fuse: on this project's CPU one bert_base LayerNorm at batch
-8 x 128 took 2.1 ms, against 3.1 ms for a 768 x 768 matmul. The same computation compiled
-by XLA as one cluster takes 0.8 ms. In float32 oneDNN already fuses Keras' LayerNorm (XLA is
-slower there) and in training the XLA cluster brought nothing, so the XLA path is taken only
-for inference calls (`training` not true) of layers computing in bfloat16 or float16, and
-only inside `xla_layer_norm()`. It is off by default because a graph holding an XLA cluster
-asks whoever runs it (TF Serving, TFLite) for XLA support: exported SavedModels are traced
-without it.
+Under mixed_bfloat16 Keras computes LayerNorm in float32 between two casts, as a chain of small
+ops that oneDNN does not fuse; compiled by XLA as one cluster it is much faster on CPU. In float32
+oneDNN already fuses Keras' LayerNorm and in training the cluster brought nothing, so the XLA path
+is taken only for inference calls (`training` not true) of layers computing in bfloat16 or
+float16, and only when asked (`LayerNorm(xla=True)`). It is off by default because a graph
+holding an XLA cluster asks whoever runs it (TF Serving, TFLite) for XLA support: exports trace
+with it off (`xla_layer_norm(model, False)`).
 """
 import functools
 
 import keras
 
-from tfdistil.layers.switches import TraceSwitch
-
-_XLA_LAYER_NORM = TraceSwitch(default=False)
+from tfdistil.layers.settings import layers_of_type, overriding
 
 
-def xla_layer_norm_enabled():
-    """Whether calls traced now take the XLA LayerNorm path (see `xla_layer_norm`)."""
-    return _XLA_LAYER_NORM.enabled()
-
-
-def xla_layer_norm(enabled=True):
-    """Within this context, `LayerNorm` layers traced or called for inference in bfloat16 or
-    float16 compute their normalisation as one XLA-compiled function. The choice is read when a
-    `tf.function` is traced: trace (or first call) the function inside the context."""
-    return _XLA_LAYER_NORM.set(enabled)
+def xla_layer_norm(model, enabled=True):
+    """A context in which every `LayerNorm` under `model` (a layer or model, itself included) has
+    `xla=enabled`: functions traced (or first called) inside keep that choice. Exports use
+    `xla_layer_norm(model, False)`; `TransformerEncoderBlock(xla_layer_norm=...)` and the backbones'
+    argument of the same name make the choice for good."""
+    return overriding(layers_of_type(model, LayerNorm), "xla", bool(enabled))
 
 
 @functools.cache
@@ -50,12 +42,24 @@ def _compiled_layer_norm():
 @keras.saving.register_keras_serializable(package="tfdistil")
 class LayerNorm(keras.layers.LayerNormalization):
     """`keras.layers.LayerNormalization` over the last axis, with the opt-in XLA path described
-    in this module's docstring (same weights, same config; results equal up to rounding)."""
+    in this module's docstring (same weights; results equal up to rounding).
 
-    def call(self, inputs, training=None):
+    Args:
+        xla: take the XLA path in reduced-precision inference calls (default False).
+        **kwargs: `keras.layers.LayerNormalization`'s.
+
+    Call args:
+        xla: overrides the layer's `xla` for this call (None: the layer's).
+    """
+
+    def __init__(self, xla=False, **kwargs):
+        super().__init__(**kwargs)
+        self.xla = bool(xla)
+
+    def call(self, inputs, training=None, xla=None):
         if (
             not training
-            and xla_layer_norm_enabled()
+            and (self.xla if xla is None else xla)
             and self.compute_dtype in ("bfloat16", "float16")
             and keras.backend.backend() == "tensorflow"
             and self.center and self.scale and not self.rms_scaling
@@ -68,3 +72,6 @@ class LayerNorm(keras.layers.LayerNormalization):
             # Keras' LayerNormalization takes its input uncast and returns the compute dtype.
             return _compiled_layer_norm()(inputs, gamma, beta, epsilon, tf.as_dtype(self.compute_dtype))
         return super().call(inputs)
+
+    def get_config(self):
+        return dict(super().get_config(), xla=self.xla)

@@ -1,26 +1,18 @@
 """Projection weights cast to the compute dtype once, not at every call.
 
-Under a mixed policy (`mixed_bfloat16`, `mixed_float16`) Keras keeps every weight in float32 and
-casts it to the compute dtype where a layer reads it, so each inference call of bert_base casts
-its 85 M projection parameters again: 340 MB read and 170 MB written, ~17 ms of a 254 ms
-bert_base call at batch 8 x 128 on this project's CPU (and a larger share of a batch-1 call).
-`WeightCasts` makes those casts once: it holds a copy of each projection kernel and bias in the
-compute dtype, and calls traced (or run eagerly) inside `with casts:` read the copies. The copies are exactly
-what the per-call cast computes (the same rounding of the same float32 values), so outputs are
-unchanged, bit for bit.
-
-Only inference reads the copies: calls with `training=True` (a train step) read the float32
-weights as before, so gradients reach them. The copies are a snapshot: after the model's
-weights change (training, loading a checkpoint), call `refresh()` before the next inference
-call, or a function traced with them computes with the old weights. Exported SavedModels of
-mixed-policy models store the copies in place of the float32 originals
-(`tfdistil.export.export_saved_model`).
+Under a mixed policy Keras keeps every weight in float32 and casts it to the compute dtype where
+a layer reads it, so every inference call casts all the projection weights again. `WeightCasts`
+holds a copy of each projection kernel and bias in the compute dtype (exactly what the per-call
+cast computes, so outputs do not change), and the layers whose `weight_casts` attribute points
+at it read the copies in inference calls; training calls (`training=True`) read the float32
+weights, so gradients reach them. The copies are a snapshot: after the weights change, call
+`refresh()`. Exports of mixed-policy models store the copies in place of the float32 originals.
 """
 from keras import ops
 
-from tfdistil.layers.switches import TraceSetting
-
-_ACTIVE = TraceSetting(default=None)
+from tfdistil.layers.attention import MultiHeadSelfAttention
+from tfdistil.layers.feed_forward import FeedForwardNetwork
+from tfdistil.layers.settings import layers_of_type, overriding
 
 
 class WeightCasts:
@@ -30,11 +22,15 @@ class WeightCasts:
 
     Use:
         casts = WeightCasts(model)
-        with casts:            # trace (or first call) the inference function here
+        with casts:            # sets the layers' `weight_casts`; trace the inference function here
             infer = tf.function(lambda x: model(x, training=False))
             infer.get_concrete_function(inputs)
         ...
         casts.refresh()        # after the model's weights change
+
+    A function traced inside `with casts:` reads the copies for good; one traced outside casts per
+    call. The block sets an attribute of the model's layers (not a per-thread setting): a function
+    traced in another thread meanwhile sees it too.
 
     Attributes:
         variables: the copies (`tf.Variable`s, not trainable), in model order.
@@ -44,23 +40,14 @@ class WeightCasts:
     def __init__(self, model, enabled=True):
         import tensorflow as tf
 
-        from tfdistil.layers.attention import MultiHeadSelfAttention
-        from tfdistil.layers.feed_forward import FeedForwardNetwork
-
-        self._copies, self._scopes = {}, []
+        self._copies, self._scopes, self._layers = {}, [], []
         self.originals, self.variables = [], []
-        # Every layer under the model once (Keras skips layers met twice: a task's backbone and
-        # its first-token model share theirs).
-        for layer in model._flatten_layers(include_self=False) if enabled else ():
-            if isinstance(layer, MultiHeadSelfAttention):
-                weights = [layer.qkv_kernel, layer.qkv_bias, layer.output_kernel, layer.output_bias]
-            elif isinstance(layer, FeedForwardNetwork):
-                dense = (layer.intermediate_dense, layer.output_dense)
-                weights = [w for d in dense for w in (d.kernel, d.bias) if w is not None]
-            else:
-                continue
+        # Every layer under the model once (a task's backbone and its first-token model share theirs).
+        owners = layers_of_type(model, (MultiHeadSelfAttention, FeedForwardNetwork)) if enabled else ()
+        for layer in owners:
             dtype = layer.compute_dtype
-            for weight in weights:
+            copied = False
+            for weight in layer.projection_weights():
                 if weight.dtype == dtype or id(weight) in self._copies:
                     continue
                 copy = tf.Variable(tf.cast(weight.value, dtype), trainable=False,
@@ -68,6 +55,9 @@ class WeightCasts:
                 self._copies[id(weight)] = copy
                 self.originals.append(weight)
                 self.variables.append(copy)
+                copied = True
+            if copied:
+                self._layers.append(layer)
 
     def __len__(self):
         return len(self.variables)
@@ -82,20 +72,10 @@ class WeightCasts:
             copy.assign(ops.cast(weight.value, copy.dtype))
 
     def __enter__(self):
-        scope = _ACTIVE.set(self)
+        scope = overriding(self._layers, "weight_casts", self)
         scope.__enter__()
         self._scopes.append(scope)  # a stack: the same object may be entered again inside
         return self
 
     def __exit__(self, *exc):
         return self._scopes.pop().__exit__(*exc)
-
-
-def compute_weight(weight, dtype, training=None):
-    """`weight` as `dtype`: the `WeightCasts` copy in scope for inference calls, else a cast."""
-    casts = _ACTIVE.value()
-    if casts is not None and not training:
-        copy = casts.copy_of(weight)
-        if copy is not None and copy.dtype == dtype:
-            return copy
-    return ops.cast(weight, dtype)

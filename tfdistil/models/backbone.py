@@ -175,7 +175,8 @@ class Backbone(keras.Model):
         for i in range(config["num_layers"]):
             layers[f"transformer_layer_{i}"] = TransformerEncoderBlock(
                 config["num_heads"], config["intermediate_dim"], dropout=config["dropout"], activation="gelu",
-                layer_norm_epsilon=1e-12, kernel_initializer=bert_initializer(), dtype=dtype,
+                layer_norm_epsilon=1e-12, kernel_initializer=bert_initializer(),
+                skip_padding=config["skip_padding"], xla_layer_norm=config["xla_layer_norm"], dtype=dtype,
                 name=f"transformer_layer_{i}",
             )
         self.num_layers = config["num_layers"]
@@ -222,6 +223,10 @@ class BertBackbone(Backbone):
         dropout: dropout of embeddings, attention and feed-forward.
         max_sequence_length: positions of the learned position embedding.
         num_segments: rows of the segment embedding (2).
+        skip_padding: which calls of the encoder blocks compute the real tokens only:
+            "inference" (default), "always" (training too) or "never" (`TransformerEncoderBlock`).
+        xla_layer_norm: the blocks' LayerNorms take their XLA path in reduced-precision
+            inference (default False; exports trace without it).
         dtype: a Keras dtype policy ("float32", "mixed_bfloat16", "mixed_float16") for every layer.
 
     Inputs (dict, int32, shape (batch, seq)): `token_ids`, `segment_ids`, `padding_mask`.
@@ -241,13 +246,15 @@ class BertBackbone(Backbone):
         dropout=0.1,
         max_sequence_length=512,
         num_segments=2,
+        skip_padding="inference",
+        xla_layer_norm=False,
         dtype=None,
         **kwargs,
     ):
         config = dict(
             vocabulary_size=vocabulary_size, num_layers=num_layers, num_heads=num_heads, hidden_dim=hidden_dim,
             intermediate_dim=intermediate_dim, dropout=dropout, max_sequence_length=max_sequence_length,
-            num_segments=num_segments,
+            num_segments=num_segments, skip_padding=skip_padding, xla_layer_norm=bool(xla_layer_norm),
         )
         extra_layers = {
             "segment_embedding": keras.layers.Embedding(
@@ -281,11 +288,14 @@ class DistilBertBackbone(Backbone):
         intermediate_dim,
         dropout=0.1,
         max_sequence_length=512,
+        skip_padding="inference",
+        xla_layer_norm=False,
         dtype=None,
         **kwargs,
     ):
         config = dict(
             vocabulary_size=vocabulary_size, num_layers=num_layers, num_heads=num_heads, hidden_dim=hidden_dim,
             intermediate_dim=intermediate_dim, dropout=dropout, max_sequence_length=max_sequence_length,
+            skip_padding=skip_padding, xla_layer_norm=bool(xla_layer_norm),
         )
         self._build(config, {}, dtype, kwargs)

@@ -1,0 +1,187 @@
+"""How the Distiller lines teacher and student outputs up with the labels, per kind of task.
+
+A comparison says which positions of the outputs count, how sample weights spread over them, what
+the hard labels are and what the metrics see. The loss terms (`terms.py`) then compute on what it
+returns, whatever the task:
+
+- `PerExample`: one distribution per example (sequence classification), logits (batch, classes).
+- `PerLabelledToken`: one per token (token classification, masked LM), logits (batch, seq,
+  classes); labels equal to -100 and padding are left out.
+
+Span QA (dict outputs `start_logits` / `end_logits`, each (batch, seq)) is the next one: a
+subclass whose `logit_pairs` returns two `LogitPair`s, start and end, each a distribution over the
+sequence with its own position labels, and whose `validate` accepts the dict. Regression (one
+score per example) returns one pair of scores, compared by a score term (MSE) rather than
+`SoftTargets`. Task declarations hand the Distiller the comparison for their task.
+"""
+import dataclasses
+
+import keras
+from keras import ops
+
+from tfdistil.distillation import losses
+
+
+@dataclasses.dataclass
+class LogitPair:
+    """One teacher/student output to compare, with what the terms weigh it by.
+
+    teacher, student: logits (..., classes), the last axis the distribution.
+    labels: hard labels, one per distribution (IGNORE_INDEX where there is none).
+    weights: float32 weight of each distribution (sample weight times whether it counts).
+    hard_weights: `weights` where a hard label exists, else 0.
+    denominator: how many distributions count over the global batch (`losses.global_count`).
+    """
+
+    teacher: object
+    student: object
+    labels: object
+    weights: object
+    hard_weights: object
+    denominator: object
+
+
+class OutputComparison:
+    """Base class: how one kind of task's outputs are compared (see the module docstring).
+
+    Subclasses implement the four methods; `get_config` / `from_config` make them part of a
+    Distiller's config (register subclasses with `keras.saving.register_keras_serializable`).
+    """
+
+    def validate(self, teacher, student):
+        """Raise ValueError when the two task models' outputs cannot be compared this way."""
+        raise NotImplementedError
+
+    def logit_pairs(self, x, y, sample_weight, teacher_logits, student_logits):
+        """The list of `LogitPair`s the output terms (hard labels, soft targets) compare."""
+        raise NotImplementedError
+
+    def token_weights(self, x, y, sample_weight):
+        """(weights (batch, seq), global count of real tokens): how the intermediate terms
+        (hidden states, attention) weigh each token."""
+        raise NotImplementedError
+
+    def metric_targets(self, x, y, sample_weight):
+        """(labels, sample weights, valid) for the compiled metrics: labels with the ignored ones
+        replaced by 0, weights zero there, `valid` 1.0 where a label counts."""
+        raise NotImplementedError
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _check_same_outputs(teacher, student):
+    t_shape, s_shape = tuple(teacher.output.shape[1:]), tuple(student.output.shape[1:])
+    if len(t_shape) != len(s_shape) or t_shape[-1] != s_shape[-1]:
+        raise ValueError(
+            f"Teacher and student outputs differ: teacher {type(teacher).__name__} gives "
+            f"(batch, {', '.join(map(str, t_shape))}), student {type(student).__name__} gives "
+            f"(batch, {', '.join(map(str, s_shape))})."
+        )
+    return s_shape
+
+
+def _check_single_output(model):
+    if isinstance(model.output, dict):
+        raise ValueError(f"Distillation of {type(model).__name__} (dict outputs) is not supported.")
+
+
+def default_comparison(teacher, student):
+    """Today's automatic choice: per labelled token for (batch, seq, classes) outputs, else per
+    example. Dict outputs (span QA) have no default yet."""
+    for model in (teacher, student):
+        _check_single_output(model)
+    s_shape = _check_same_outputs(teacher, student)
+    return PerLabelledToken() if len(s_shape) == 2 else PerExample()
+
+
+def _token_denominator(x):
+    padding_mask = ops.cast(x["padding_mask"], "float32")
+    return padding_mask, losses.global_count(ops.sum(padding_mask))
+
+
+@keras.saving.register_keras_serializable(package="tfdistil")
+class PerExample(OutputComparison):
+    """One distribution per example: logits (batch, classes), labels (batch,). An example
+    labelled -100 (augmented text) learns from the teacher's terms alone and metrics skip it."""
+
+    def validate(self, teacher, student):
+        for model in (teacher, student):
+            _check_single_output(model)
+        if len(_check_same_outputs(teacher, student)) != 1:
+            raise ValueError(
+                f"PerExample compares (batch, classes) outputs; {type(student).__name__} gives "
+                f"{tuple(student.output.shape)}."
+            )
+
+    @staticmethod
+    def _sample_weight(sample_weight):
+        # Reshaped by value: inside fit() its rank may be unknown.
+        return ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
+
+    def logit_pairs(self, x, y, sample_weight, teacher_logits, student_logits):
+        mask = ops.ones((ops.shape(y)[0],), "float32")
+        labelled = losses.label_mask(ops.reshape(y, (-1,)))
+        weights = mask
+        if sample_weight is not None:
+            weights = weights * self._sample_weight(sample_weight)
+        denominator = losses.global_count(ops.sum(mask))
+        return [LogitPair(teacher_logits, student_logits, y, weights, weights * labelled, denominator)]
+
+    def token_weights(self, x, y, sample_weight):
+        padding_mask, denominator = _token_denominator(x)
+        if sample_weight is not None:
+            padding_mask = padding_mask * self._sample_weight(sample_weight)[:, None]
+        return padding_mask, denominator
+
+    def metric_targets(self, x, y, sample_weight):
+        y = ops.reshape(y, (-1,))
+        valid = losses.label_mask(y)
+        weights = valid
+        if sample_weight is not None:
+            weights = valid * self._sample_weight(sample_weight)
+        return ops.where(valid > 0, y, ops.zeros_like(y)), weights, valid
+
+
+@keras.saving.register_keras_serializable(package="tfdistil")
+class PerLabelledToken(OutputComparison):
+    """One distribution per token: logits (batch, seq, classes), labels (batch, seq). Tokens
+    labelled -100 and padding do not count; sample weights are (batch, 1) or (batch, seq)."""
+
+    def validate(self, teacher, student):
+        for model in (teacher, student):
+            _check_single_output(model)
+        if len(_check_same_outputs(teacher, student)) != 2:
+            raise ValueError(
+                f"PerLabelledToken compares (batch, seq, classes) outputs; {type(student).__name__} gives "
+                f"{tuple(student.output.shape)}."
+            )
+
+    @staticmethod
+    def _sample_weight(sample_weight, y):
+        return ops.reshape(ops.cast(sample_weight, "float32"), (ops.shape(y)[0], -1))
+
+    def logit_pairs(self, x, y, sample_weight, teacher_logits, student_logits):
+        mask = losses.label_mask(y, ops.cast(x["padding_mask"], "float32"))
+        weights = mask
+        if sample_weight is not None:
+            weights = weights * self._sample_weight(sample_weight, y)
+        denominator = losses.global_count(ops.sum(mask))
+        return [LogitPair(teacher_logits, student_logits, y, weights, weights * mask, denominator)]
+
+    def token_weights(self, x, y, sample_weight):
+        padding_mask, denominator = _token_denominator(x)
+        if sample_weight is not None:
+            padding_mask = padding_mask * self._sample_weight(sample_weight, y)
+        return padding_mask, denominator
+
+    def metric_targets(self, x, y, sample_weight):
+        valid = losses.label_mask(y, x["padding_mask"])
+        weights = valid
+        if sample_weight is not None:
+            weights = valid * self._sample_weight(sample_weight, y)
+        return ops.where(valid > 0, y, ops.zeros_like(y)), weights, valid
