@@ -88,7 +88,7 @@ def run_epoch(name, dataset, initial_weights, args, vocab_size, skip):
     )
     timer = StepTimer()
     start = time.perf_counter()
-    with skip_padding(True, training=skip):  # read when fit traces the train step
+    with skip_padding(model, "always" if skip else "inference"):  # read when fit traces the train step
         history = model.fit(dataset, epochs=1, verbose=0, shuffle=False, callbacks=[timer])
     epoch_s = time.perf_counter() - start
     steady = timer.times[args.warmup_steps:]

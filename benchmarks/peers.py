@@ -315,7 +315,7 @@ def keras_forward(model, inputs, jit_compile, xla_layer_norm=False, weight_casts
 
     x = keras_inputs(model, inputs)
     fn = tf.function(lambda feed: model(feed, training=False), jit_compile=jit_compile)
-    with layer_norm.xla_layer_norm(xla_layer_norm), weight_casts or contextlib.nullcontext():
+    with layer_norm.xla_layer_norm(model, xla_layer_norm), weight_casts or contextlib.nullcontext():
         fn.get_concrete_function(x)
     return lambda: tf.nest.map_structure(np.asarray, fn(x))
 
@@ -330,7 +330,7 @@ def keras_pass(model, batches, skip_padding=True):
 
     spec = {name: tf.TensorSpec((None, None), tf.int32) for name in model.input}
     fn = tf.function(lambda feed: model(feed, training=False), input_signature=[spec])
-    with encoder_block.skip_padding(skip_padding):
+    with encoder_block.skip_padding(model, "inference" if skip_padding else "never"):
         fn.get_concrete_function()
     feeds = [keras_inputs(model, b) for b in batches]
     return lambda: [tf.nest.map_structure(np.asarray, fn(feed)) for feed in feeds]

@@ -32,12 +32,12 @@ def tiny_distilbert(monkeypatch):
     return "distilbert_tiny_test"
 
 
-def graph_matmul_flops(fn, *specs):
+def graph_matmul_flops(model, fn, *specs):
     """2 * (output elements) * (contracted size), summed over every MatMul / BatchMatMul / Einsum of
     the traced graph of `fn`: a count from the shapes TensorFlow actually multiplies. Traced
     without tfdistil's unpadded path (its matmuls sit in the branches of a `cond`): the formula
     is that of the padded batch, which is what inputs without padding run."""
-    with skip_padding(False):
+    with skip_padding(model, "never"):
         graph = tf.function(fn).get_concrete_function(*specs).graph
     total = 0
     for op in graph.get_operations():
@@ -72,11 +72,11 @@ def test_flop_formula_matches_the_graphs_and_pytorchs_flop_counter(preset, tiny_
     # Our own graph, and KerasHub's (EinsumDense, separate Q/K/V): same products, same count.
     for build in (peers.build_tfdistil, peers.build_keras_hub):
         model = build(preset, "float32")
-        assert graph_matmul_flops(lambda x, m=model: m(x), *input_specs(model, batch, seq)) == expected
+        assert graph_matmul_flops(model, lambda x, m=model: m(x), *input_specs(model, batch, seq)) == expected
     # tfdistil's classifier: its last block computes [CLS] only, which `first_token_savings` counts.
     classifier = peers.build_classifier("tfdistil", preset, "float32")
     config = peers.model_config(preset)
-    assert graph_matmul_flops(lambda x: classifier(x), *input_specs(classifier, batch, seq)) == (
+    assert graph_matmul_flops(classifier, lambda x: classifier(x), *input_specs(classifier, batch, seq)) == (
         expected - peers.first_token_savings(config, batch, seq) + peers.classifier_head_flops(config, architecture, batch))
     # PyTorch's own counter on the Hugging Face model (eager attention: sdpa has no FLOP formula on CPU).
     from torch.utils.flop_counter import FlopCounterMode

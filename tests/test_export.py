@@ -478,7 +478,7 @@ def test_mixed_precision_model_serves_float32(tokenizer, tmp_path):
     backbone = BertBackbone(len(VOCAB), num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16,
                             max_sequence_length=16, dtype="mixed_bfloat16")
     model = randomize(TextClassifier(backbone, num_classes=3), 5)
-    with xla_layer_norm():  # the opt-in XLA LayerNorm path never goes into an export
+    with xla_layer_norm(model):  # the opt-in XLA LayerNorm path never goes into an export
         folder = export_random(model, tok, tmp_path / "bf16")
     graphs = [graph.graph_def for graph in load_saved_model_proto(folder).meta_graphs]
     assert graphs and graphs[0].library.function and not any(graph_def_uses_xla(g) for g in graphs)

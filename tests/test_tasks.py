@@ -10,6 +10,7 @@ from tfdistil.jobs.config import PARTS, RunConfig, StudentConfig
 
 
 def test_every_declaration_is_consistent_with_the_export_and_the_settings():
+    from tfdistil.distillation import OutputComparison
     from tfdistil.export.signatures import SERVING_MODULES
     from tfdistil.jobs.config import DataConfig
     from tfdistil.models.tasks import Task
@@ -23,6 +24,7 @@ def test_every_declaration_is_consistent_with_the_export_and_the_settings():
         assert SERVING_MODULES[spec.serving].model_class is spec.head
         assert set(spec.data_settings) <= data_fields
         assert spec.main_metric
+        assert isinstance(spec.distill_comparison(), OutputComparison)
         assert spec.finetune_monitor[1] in ("max", "min") and spec.distill_monitor[1] in ("max", "min")
     assert sorted(cli.TASK_NAMES) == sorted(TASKS)
 

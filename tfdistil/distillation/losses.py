@@ -13,7 +13,8 @@ per-position sample weights (mask times sample_weight).
 import tensorflow as tf
 from keras import ops
 
-IGNORE_INDEX = -100
+from tfdistil.text.packing import IGNORE_INDEX
+
 _EPS = 1e-9
 
 

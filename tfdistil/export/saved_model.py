@@ -150,7 +150,7 @@ def export_saved_model(
     module = serving_module(model, tokenizer, label_names, pair, max_answer_length, cast_weights)
     with new_version(root, version) as staging:
         # Traced without the XLA LayerNorm path: TF Serving and TFLite need not have XLA.
-        with xla_layer_norm(False), module.weight_casts:
+        with xla_layer_norm(model, False), module.weight_casts:
             tf.saved_model.save(module, str(staging), signatures=module.signatures())
         write_warmup(staging, module.warmup_inputs(WARMUP_TEXTS))
         write_model_card(staging, model, tokenizer, module.kind, label_names, version, model_card, pair,

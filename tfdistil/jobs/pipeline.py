@@ -399,6 +399,7 @@ def _distil_students(task, config, teacher, student_layers, train, dev, tokenize
             teacher, student, alpha=s.alpha, temperature=s.temperature, hidden_cosine_weight=s.hidden_cosine_weight,
             hidden_mse_weight=s.hidden_mse_weight, attention_weight=s.attention_weight,
             layer_map=layer_map if layer_map is not None else s.layer_map,
+            output_comparison=task.distill_comparison(),
         )
     except ValueError as error:
         raise RunError(f"cannot distil: {error}") from None

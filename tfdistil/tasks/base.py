@@ -23,9 +23,6 @@ class TaskSpec:
     # Early stopping of plain fine-tuning and of the Distiller: (monitored log, "max" or "min").
     finetune_monitor = ("val_accuracy", "max")
     distill_monitor = ("val_accuracy", "max")
-    # How the Distiller compares teacher and student outputs: "per_example" (sequence logits),
-    # "per_token" (logits at labelled positions; -100 labels and padding ignored).
-    distill_outputs = "per_example"
     augmentable = False    # can the distilled student train on teacher-labelled augmented copies
     # The settings of `tfdistil.jobs.config.DataConfig` that this task's reader uses; the CLI
     # refuses the other tasks' ones.
@@ -52,6 +49,11 @@ class TaskSpec:
 
     def finetune_metrics(self):
         return []
+
+    def distill_comparison(self):
+        """How the Distiller lines teacher and student outputs up with the labels: an
+        `OutputComparison` of `tfdistil.distillation` (per example, per labelled token, ...)."""
+        raise NotImplementedError
 
     def distill_metrics(self):
         return ["accuracy"]

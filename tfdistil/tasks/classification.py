@@ -19,7 +19,6 @@ class Classification(TaskSpec):
     serving = "text_classification"
     hf_task = "text_classification"  # `tfdistil.convert.load_hf` task
     main_metric = "accuracy"
-    distill_outputs = "per_example"
     augmentable = True
     data_settings = ("text_column", "text_pair_column", "label_column", "augment_copies")
     plots = ("accuracy_vs_latency.png", "confusion_matrix.png")
@@ -50,6 +49,11 @@ class Classification(TaskSpec):
         import keras
 
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def distill_comparison(self):
+        from tfdistil.distillation import PerExample
+
+        return PerExample()
 
     def finetune_metrics(self):
         return ["accuracy"]

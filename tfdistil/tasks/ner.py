@@ -74,7 +74,6 @@ class NER(TaskSpec):
     # Keras' "accuracy" would count -100 positions, so a plain tagger early-stops on dev loss;
     # the Distiller's accuracy skips them (it masks the logits).
     finetune_monitor = ("val_loss", "min")
-    distill_outputs = "per_token"
     data_settings = ("tag_column",)
 
     @property
@@ -103,6 +102,12 @@ class NER(TaskSpec):
 
         # -100 marks later word pieces, [CLS]/[SEP] and padding: no loss there.
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE_INDEX)
+
+    def distill_comparison(self):
+        from tfdistil.distillation import PerLabelledToken
+
+        # Logits at labelled positions only: -100 (later word pieces, [CLS]/[SEP]) and padding out.
+        return PerLabelledToken()
 
     def ignored_warnings(self):
         # A BERT backbone's pooler feeds no token logits: it gets no gradient, as expected.
