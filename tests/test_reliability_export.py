@@ -62,7 +62,7 @@ def export(model, path):
 MODES = {0o022: (0o755, 0o644), 0o002: (0o775, 0o664), 0o077: (0o700, 0o600)}
 
 
-@pytest.mark.parametrize("umask", sorted(MODES))
+@pytest.mark.parametrize("umask", sorted(MODES), ids=oct)
 def test_version_folders_and_files_get_the_umask_modes(model, tmp_path, umask):
     folder_mode, file_mode = MODES[umask]
     previous = os.umask(umask)

@@ -79,6 +79,7 @@ def _staging_pattern(root):
 
 
 def _process_alive(pid):
+    """False only when no process `pid` exists here; a reused pid keeps a stale folder until the next try."""
     if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows: assume alive
         return True
     try:
