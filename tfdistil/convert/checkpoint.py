@@ -2,9 +2,11 @@
 
 `model.safetensors` is read with `safetensors` (numpy). `pytorch_model.bin` is a
 pickle: it is read only with `torch.load(..., weights_only=True)`, which refuses
-to run code from the file, and only if torch is installed.
+to run code from the file, and only if torch is installed. A file that exists but
+cannot be read whole raises `CorruptCheckpointError` (a `ValueError`) naming it.
 """
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,18 @@ PYTORCH_BIN_INDEX = "pytorch_model.bin.index.json"
 WEIGHT_FILES = (SAFETENSORS, SAFETENSORS_INDEX, PYTORCH_BIN, PYTORCH_BIN_INDEX)
 # Weight formats we recognise but do not read, to say so in the error.
 UNSUPPORTED_WEIGHT_FILES = ("tf_model.h5", "flax_model.msgpack", "model.ckpt.index")
+
+
+class CorruptCheckpointError(ValueError):
+    """A weight file that is there but truncated (an interrupted download or copy) or corrupt."""
+
+    def __init__(self, path, reason):
+        reason = " ".join(str(reason).split())  # one line
+        super().__init__(
+            f"The checkpoint file {str(path)!r} is truncated or corrupt ({reason}). "
+            "Download or save it again."
+        )
+        self.path = str(path)
 
 
 def find_weights(folder):
@@ -51,13 +65,16 @@ def read_weights(path):
 
 
 def _read_safetensors(path):
+    from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     try:
         return load_file(str(path))
+    except SafetensorError as error:  # OSError (missing, unreadable) passes as it is
+        raise CorruptCheckpointError(path, error) from None
     except TypeError:
         # numpy has no bfloat16: safetensors' numpy reader fails on BF16 checkpoints.
-        return _read_safetensors_raw(path)
+        return _read_safetensors_raw(path)  # load_file has checked the file whole by then
 
 
 # safetensors dtype codes -> numpy dtypes (BF16 through ml_dtypes, which Keras/TF install).
@@ -98,7 +115,28 @@ def _read_torch_pickle(path):
             f"Reading {path} needs PyTorch (`pip install torch`, the CPU build is enough); "
             "or convert the checkpoint to model.safetensors."
         ) from error
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    with open(path, "rb"):  # a missing or unreadable file raises its own OSError here, not "corrupt"
+        pass
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError) as error:
+        # RuntimeError: a damaged zip (e.g. cut before its central directory); OSError: a zip cut a
+        # few bytes short; EOFError: an empty file or a legacy pickle cut short.
+        if isinstance(error, OSError):
+            reason = f"its zip archive cannot be read: {error}"
+        else:
+            reason = str(error).split(". ")[0] or "the file ends early"  # torch adds paragraphs of advice
+        raise CorruptCheckpointError(path, reason) from None
+    except pickle.UnpicklingError as error:
+        # torch wraps the unpickler's own message in advice; a class outside its allowlist is a
+        # checkpoint holding more than tensors, any other failure (e.g. "Unsupported operand") damage.
+        detail = str(error).split("WeightsUnpickler error:")[-1].strip().split(". ")[0]
+        if detail.startswith("Unsupported global"):
+            raise ValueError(
+                f"{str(path)!r} holds objects other than tensors, which load_hf does not unpickle "
+                f"(torch.load(weights_only=True): {detail})."
+            ) from None
+        raise CorruptCheckpointError(path, detail) from None
     tensors = {}
     for name, tensor in state.items():
         tensor = tensor.detach()

@@ -77,7 +77,8 @@ def load_hf(path, strict=True, dtype=None, tokenizer_kwargs=None, task=None, num
 
     Raises:
         FileNotFoundError: `path` is neither a folder nor a cached hub id.
-        ValueError: no config or weights in the folder, an unsupported architecture or
+        ValueError: no config or weights in the folder, a truncated or corrupt weight file
+            (`CorruptCheckpointError`, naming it), an unsupported architecture or
             configuration, or weights that do not match the model (all listed by name).
     """
     folder = resolve_folder(path)
