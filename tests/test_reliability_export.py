@@ -83,6 +83,23 @@ def test_version_folders_and_files_get_the_umask_modes(model, tmp_path, umask):
         assert oct(stat.S_IMODE(made.stat().st_mode)) == oct(folder_mode)
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o002], ids=oct)
+def test_hugging_face_export_files_get_the_umask_modes(model, tmp_path, umask):
+    """save_hf's files, model.safetensors included (safetensors itself creates it 0o600)."""
+    from tfdistil.convert import save_hf
+
+    classifier, tokenizer = model
+    previous = os.umask(umask)
+    try:
+        save_hf(classifier, tokenizer, tmp_path / "hf", label_names=["no", "yes"])
+    finally:
+        os.umask(previous)
+    files = sorted(p for p in (tmp_path / "hf").iterdir() if p.is_file())
+    assert "model.safetensors" in {p.name for p in files}
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {
+        p.name: oct(MODES[umask][1]) for p in files}
+
+
 def start_exporter(root):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
     process = subprocess.Popen([sys.executable, "-c", EXPORTER, str(root)], stdout=subprocess.PIPE,

@@ -6,6 +6,7 @@ to run code from the file, and only if torch is installed. A file that exists bu
 cannot be read whole raises `CorruptCheckpointError` (a `ValueError`) naming it.
 """
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -152,6 +153,11 @@ def write_safetensors(tensors, path):
 
     tensors = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
     save_file(tensors, str(path), metadata={"format": "pt"})
+    # safetensors creates the file 0o600; give it the mode the umask gives any new file, so a
+    # server running as another user can read the exported folder (as the SavedModel export does).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def normalize_names(tensors, arch):
