@@ -173,3 +173,31 @@ def test_a_dead_process_staging_folder_is_removed_a_live_one_kept(model, tmp_pat
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
+
+
+def test_an_empty_batch_gives_empty_outputs(tmp_path):
+    """TF Serving clients send batches of 0 strings: every signature, and the Keras inference path,
+    answers with outputs of 0 rows (a 0-width batch used to fail in the layers)."""
+    import tensorflow as tf
+
+    from tfdistil import evaluation
+    from tfdistil.models import SpanQA, TokenClassifier
+
+    tokenizer = WordPieceTokenizer(VOCAB, sequence_length=8, pad_to_sequence_length=False)
+
+    def backbone():
+        return BertBackbone(len(VOCAB), num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16,
+                            max_sequence_length=8)
+
+    empty = tf.constant([], tf.string)
+    cases = [(TextClassifier(backbone(), num_classes=2), ["no", "yes"], {"text": empty}),
+             (TokenClassifier(backbone(), num_classes=3), ["O", "B-X", "I-X"], {"text": empty}),
+             (SpanQA(backbone()), None, {"question": empty, "context": empty})]
+    for model, labels, request in cases:
+        logits = evaluation.inference_function(model)(tokenizer(*request.values()))
+        for value in (logits.values() if isinstance(logits, dict) else [logits]):
+            assert value.shape[0] == 0
+        version = export_saved_model(model, tokenizer, tmp_path / type(model).__name__, label_names=labels,
+                                     allow_untrained=True)
+        outputs = tf.saved_model.load(str(version)).signatures["serving_default"](**request)
+        assert outputs and all(value.shape[0] == 0 for value in outputs.values()), type(model).__name__

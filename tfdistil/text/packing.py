@@ -105,7 +105,9 @@ def _pack(first, second, length, cls_id, sep_id, pad_id, pad_to_sequence_length,
     if pad_to_sequence_length:
         width = length
     else:
-        width = tf.maximum(tf.reduce_max(total), 0)
+        # An empty batch gets the width of an empty text ([CLS] [SEP]): a (0, 2) batch flows
+        # through every layer, a (0, 0) one does not (TF Serving clients send empty batches).
+        width = tf.maximum(tf.reduce_max(total), num_special_tokens(pair=second is not None))
         if pad_to_multiple_of is not None:
             multiple = tf.constant(pad_to_multiple_of, width.dtype)
             width = tf.minimum((width + multiple - 1) // multiple * multiple, length)
