@@ -290,6 +290,7 @@ def build_parser():
 
 
 def _options(parser):
+    # argparse has no public list of a parser's options (`_actions`).
     return {a.dest: a for a in parser._actions if a.dest not in (argparse.SUPPRESS, "help") and a.option_strings}
 
 
@@ -358,7 +359,7 @@ def load_config_file(path, parser, command=None):
 def _parse(parser, argv, command=None):
     """(values, given): every option's value (defaults < --config file < command line), and the
     names the command line or the config file set."""
-    actions = [a for a in parser._actions if a.dest not in (argparse.SUPPRESS, "help")]
+    actions = [a for a in parser._actions if a.dest not in (argparse.SUPPRESS, "help")]  # no public list
     # argparse fills in a default only for names the namespace lacks: pre-filled with _UNSET,
     # what is still _UNSET afterwards was not on the command line.
     namespace = argparse.Namespace(**{a.dest: _UNSET for a in actions})

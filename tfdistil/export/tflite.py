@@ -126,6 +126,7 @@ def float32_copy(model):
     its weights. TFLite has no bfloat16 kernels, and a model trained under a mixed policy keeps
     float32 variables, so the copy loses nothing (it computes in float32, as the TFLite float32
     export should)."""
+    # Keras has no public walk over every sublayer (`_flatten_layers` visits each once).
     policies = {layer.dtype_policy.name for layer in model._flatten_layers()}
     if policies == {"float32"}:
         return model
@@ -190,6 +191,7 @@ def tflite_op_names(model_content):
     """Sorted set of the operator names in a flatbuffer (e.g. "FULLY_CONNECTED";
     a Select-TF op shows as "FlexXxx" or "DELEGATE"/"CUSTOM")."""
     interpreter = _interpreter(model_content=model_content)
+    # The LiteRT interpreter lists a model's operators only through `_get_ops_details`.
     return sorted({op["op_name"] for op in interpreter._get_ops_details()})
 
 
