@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("keras_hub")
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
+# Installed by the test extra: a missing peer is an error here, not a skipped test.
+import keras_hub  # noqa: F401, E402
+import torch  # noqa: E402
+import transformers  # noqa: F401, E402
 
 import tensorflow as tf  # noqa: E402
 

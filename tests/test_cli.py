@@ -304,6 +304,34 @@ def test_evaluate_on_a_jsonl_file(runs):
     assert written["accuracy"] == pytest.approx(accuracy, abs=1e-9)
     cm = np.array(written["confusion_matrix"])
     assert cm.shape == (2, 2) and cm.sum() == 40 and np.trace(cm) == written["correct"] == round(40 * accuracy)
+    # Rows are true labels, columns predictions (as scikit-learn lays it out), recounted here.
+    data = read_text_classification(runs["files"]["test"], label_names=LABELS, text_column="review",
+                                    label_column="sentiment")
+    ds = make_classification_dataset(data, hand_tokenizer(runs["student"]), 16, bucket_boundaries=None,
+                                     log_truncation=False)
+    preds = np.concatenate([np.argmax(np.asarray(model(x, training=False)), -1) for x, _ in ds])
+    expected = np.zeros((2, 2), int)
+    for t, p in zip(data.labels, preds):
+        expected[t, p] += 1
+    assert cm.tolist() == expected.tolist()
+
+
+def test_confusion_matrix_rows_are_true_labels(monkeypatch, tmp_path):
+    """The evaluate result's matrix on labels and predictions chosen here, so that its transpose
+    differs: rows true, columns predicted."""
+    from tfdistil import evaluation
+    from tfdistil.data import TextClassificationData
+    from tfdistil.tasks import get_task
+
+    y_true, y_pred = np.array([0, 0, 0, 1, 1]), np.array([1, 1, 0, 1, 1])  # 2 negatives called positive
+    monkeypatch.setattr(evaluation, "predict_labels", lambda model, ds: (y_true, y_pred))
+    data = TextClassificationData(texts=["a"] * 5, text_pairs=None, labels=list(y_true), label_names=LABELS,
+                                  path=str(tmp_path / "d.tsv"))
+    task = get_task("classification")
+    monkeypatch.setattr(task, "dataset", lambda *args, **kwargs: None)
+    result = task.evaluate("m", None, data, None, 8, str(tmp_path / "e.json"))
+    assert result["confusion_matrix"] == [[1, 2], [0, 2]]
+    assert result["correct"] == 3 and result["accuracy"] == pytest.approx(0.6)
     assert open(written["confusion_matrix_png"], "rb").read(8) == PNG_MAGIC
 
 

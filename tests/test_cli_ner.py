@@ -70,7 +70,7 @@ def test_evaluate_and_predict_a_tagger_run(conll_files, capsys):
     tmp, train, dev = conll_files
     runs = tmp / "runs_eval"
     assert cli.main(["finetune", "--train", str(train), "--dev", str(dev), "--preset", "bert_tiny",
-                     "--num-layers", "1", "--vocabulary-size", "300", "--epochs", "2", "--batch-size", "8",
+                     "--num-layers", "1", "--vocabulary-size", "300", "--epochs", "6", "--patience", "6", "--batch-size", "8",
                      "--sequence-length", "48", "--name", "tagger", "--runs-dir", str(runs), "--precision",
                      "float32", "--verbose", "0", "--task", "ner", "--learning-rate", "3e-3"]) == 0
     capsys.readouterr()
@@ -89,5 +89,7 @@ def test_evaluate_and_predict_a_tagger_run(conll_files, capsys):
     assert [[w for w, _ in row] for row in predicted] == [[cols[0] for cols in s] for s in gold]
     labels = set(json.loads((run / "label_names.json").read_text()))
     assert all(tag in labels for row in predicted for _, tag in row)
+    # Not 0 compared with 0: the tagger predicts entities.
+    assert sum(tag != "O" for row in predicted for _, tag in row) > 0
     true_tags = [[cols[-1] for cols in s] for s in gold]
     assert f1_score(true_tags, [[t for _, t in row] for row in predicted]) == pytest.approx(result["f1"], abs=1e-9)

@@ -29,7 +29,7 @@ SMOKE_CELL_TIMEOUT_S = 900
 
 
 def _read(path):
-    nbformat = pytest.importorskip("nbformat")
+    import nbformat
     return nbformat.read(str(path), as_version=4)
 
 
@@ -127,9 +127,9 @@ CHECKS = dict(zip(NOTEBOOKS, (_check_quickstart, _check_pretrained, _check_ner, 
 
 
 def test_notebooks_run_in_smoke_mode(tmp_path, monkeypatch, shared_data):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
+    import nbformat
+    import nbclient
+    import ipykernel  # noqa: F401 - the kernel the notebooks run on
     # The kernel inherits this environment: smoke mode, and the data found as conftest finds it
     # (the copies do not sit beside shared/ as notebooks/ does).
     monkeypatch.setenv("TFDISTIL_SMOKE", "1")
