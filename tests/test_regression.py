@@ -108,6 +108,14 @@ def test_task_and_main_metric_come_from_the_layout(shared_data, tmp_path):
 
     with pytest.raises(DataError, match="read it as regression"):
         classification.read(glue / "STS-B" / "dev.tsv", DataConfig())
+    # --task regression reads any file's label column as scores, and the pipeline keeps them float.
+    regression = get_task("regression")
+    data = regression.read(scores, DataConfig())
+    assert data.labels.dtype == np.float32 and data.num_classes == 1 and data.label_names is None
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"]
+    tokenizer = WordPieceTokenizer(vocab, sequence_length=8)
+    _, labels = next(iter(regression.dataset(data, tokenizer, 4, log_truncation=False)))
+    assert labels.dtype == tf.float32 and labels.numpy().tolist() == [0.5]
 
 
 # ----------------------------------------------------------------------------- STS-B runs
