@@ -34,7 +34,7 @@ def test_unknown_and_planned_tasks_are_named():
 
     with pytest.raises(ValueError, match=r"unknown task 'qa'.*planned"):
         get_task("qa")
-    with pytest.raises(ValueError, match=r"tasks: \['classification', 'ner'\]"):
+    with pytest.raises(ValueError, match=r"tasks: \['classification', 'ner', 'regression'\]"):
         get_task("nope")
 
 

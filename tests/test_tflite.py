@@ -166,7 +166,7 @@ def test_bad_arguments(setup, tmp_path):
         export_tflite(model, tmp_path / "a.tflite", quantize="int4")
     with pytest.raises(ValueError, match="max_sequence_length 32, got 64"):
         export_tflite(model, tmp_path / "a.tflite", sequence_length=64)
-    with pytest.raises(ValueError, match="TextClassifier; got BertBackbone"):
+    with pytest.raises(ValueError, match="TextClassifier or TextRegressor; got BertBackbone"):
         export_tflite(model.backbone, tmp_path / "a.tflite")
     assert not list(tmp_path.iterdir())  # nothing written
 

@@ -1,6 +1,6 @@
 """`tfdistil` on the command line. Thin: parses arguments into a `RunConfig`, then calls a job.
 
-    tfdistil finetune --train FILE --dev FILE (--hf PATH | --preset NAME [--vocabulary vocab.txt]) [--task ner]
+    tfdistil finetune --train FILE --dev FILE (--hf PATH | --preset NAME [--vocabulary vocab.txt]) [--task ner|regression]
     tfdistil distill  [--teacher RUN_DIR --train FILE --dev FILE [--student-layers N ...]]
     tfdistil evaluate --run RUN_DIR [--model NAME] --data FILE
     tfdistil predict  --run RUN_DIR [--model NAME] [TEXT ...]
@@ -22,11 +22,13 @@ import typing
 from tfdistil.jobs.config import DISTILL_DEFAULTS, EMBEDDED_DEFAULTS, FIELDS, FINETUNE_DEFAULTS, PARTS, RunConfig
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")  # tfdistil.training.precision.POLICIES + auto
-TASK_NAMES = ("classification", "ner")  # tfdistil.tasks.TASKS
+TASK_NAMES = ("classification", "ner", "regression")  # tfdistil.tasks.TASKS
 
 FLAG_HELP = {
-    "task": "classification: a label a text (.csv/.tsv/.jsonl, sentence pairs with --text-pair-column); ner: a "
-    "tag a word (CoNLL: 'TOKEN TAG' a line, blank line between sentences). distill: default the teacher's",
+    "task": "classification: a label a text (.csv/.tsv/.jsonl, sentence pairs with --text-pair-column; GLUE MRPC, "
+    "RTE and CoLA TSVs as they are); regression: a float score a text (GLUE STS-B, or a file whose label column "
+    "holds numbers); ner: a tag a word (CoNLL: 'TOKEN TAG' a line, blank line between sentences). Default: "
+    "regression for a GLUE STS-B file, else classification; distill: the teacher's",
     "train": "labelled training file",
     "dev": "labelled dev file: early stopping and the report",
     "text_column": "column (JSON key) of the text; default: the first of sentence, content, text",
@@ -257,10 +259,12 @@ COMMANDS = {
         "With --teacher RUN_DIR --train FILE --dev FILE: a DistilBERT student of a fine-tuned teacher.",
         _add_distill_args,
     ),
-    "evaluate": ("The task's scores of a saved model on a labelled file (accuracy and confusion matrix; a tagger "
-                 "run: entity-level precision, recall and F1 per type on a CoNLL file).", _add_evaluate_args),
+    "evaluate": ("The task's scores of a saved model on a labelled file (accuracy, F1 and MCC, and the confusion "
+                 "matrix; a regression run: Pearson, Spearman and MSE; a tagger run: entity-level precision, "
+                 "recall and F1 per type on a CoNLL file).", _add_evaluate_args),
     "predict": ("Labels and probabilities of texts (arguments, or stdin one a line): label<TAB>probability<TAB>text; "
-                "a tagger run prints word/TAG for each word.", _add_predict_args),
+                "a regression run prints score<TAB>text; a tagger run prints word/TAG for each word.",
+                _add_predict_args),
     "export": ("Export a run's model: a TF Serving SavedModel, a TFLite file, or a Hugging Face folder.",
                _add_export_args),
     "benchmark": ("Inference latency and throughput of every model of a run (median of repeated calls), "

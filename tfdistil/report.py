@@ -15,7 +15,7 @@ def plot_training_curves(histories, path):
     """One panel per metric (loss, accuracy, ...), one line per model and split."""
     plt = _plt()
     metrics = sorted({k.removeprefix("val_") for h in histories.values() for k in h if k != "learning_rate"})
-    metrics = [m for m in metrics if m in ("loss", "accuracy")] or metrics[:2]
+    metrics = [m for m in metrics if m in ("loss", "accuracy", "pearson")] or metrics[:2]
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for name, history in histories.items():

@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 # Tasks whose head size is the number of labels (`num_labels` / `id2label` in config.json).
 LABELLED_TASKS = ("text_classification", "token_classification")
+# Tasks on HF's *ForSequenceClassification head (regression: `num_labels=1`, `problem_type="regression"`).
+SEQUENCE_TASKS = ("text_classification", "text_regression")
 # HF's activation names for the exact erf GELU our encoder blocks use.
 EXACT_GELU = ("gelu", "gelu_python")
 # Our blocks use LayerNorm epsilon 1e-12; a much larger one would change the outputs.
@@ -39,6 +41,7 @@ def load_hf(path, strict=True, dtype=None, tokenizer_kwargs=None, task=None, num
     |------------------------------------|---------------------|------------------------|
     | `BertModel`                        | `BertBackbone`      | "backbone"             |
     | `BertForSequenceClassification`    | `TextClassifier`    | "text_classification"  |
+    | the same, `num_labels=1` (regression) | `TextRegressor`  | "text_regression"      |
     | `BertForTokenClassification`       | `TokenClassifier`   | "token_classification" |
     | `BertForQuestionAnswering`         | `SpanQA`            | "question_answering"   |
     | `BertForMaskedLM`                  | `MaskedLM`          | "masked_lm"            |
@@ -64,9 +67,10 @@ def load_hf(path, strict=True, dtype=None, tokenizer_kwargs=None, task=None, num
             None for the Keras default.
         tokenizer_kwargs: overrides of the `WordPieceTokenizer` arguments read from
             the folder (e.g. `{"sequence_length": 64}`).
-        task: one of "backbone", "text_classification", "token_classification",
-            "question_answering", "masked_lm"; None for the checkpoint's own.
-        num_classes: labels of a new classification head; by default the checkpoint's.
+        task: one of "backbone", "text_classification", "text_regression",
+            "token_classification", "question_answering", "masked_lm"; None for the checkpoint's own.
+        num_classes: labels of a new classification head; by default the checkpoint's. A
+            regressor has one output: `num_classes` is None or 1 for "text_regression".
 
     Returns:
         (model, tokenizer). `tokenizer` is a `tfdistil.text.WordPieceTokenizer` built
@@ -84,6 +88,8 @@ def load_hf(path, strict=True, dtype=None, tokenizer_kwargs=None, task=None, num
     folder = resolve_folder(path)
     config = read_config(folder)
     arch, checkpoint_task, checkpoint_class = architecture_of(config, folder)
+    if checkpoint_task == "text_classification" and is_regression(config):
+        checkpoint_task = "text_regression"
     if task is None:
         task = checkpoint_task
     elif task not in TASKS:
@@ -102,6 +108,8 @@ def load_hf(path, strict=True, dtype=None, tokenizer_kwargs=None, task=None, num
                     f"{task} head needs `num_classes`, e.g. load_hf(path, task={task!r}, num_classes=2)."
                 )
             num_classes = checkpoint_classes
+    elif task == "text_regression" and num_classes in (None, 1):
+        num_classes = None  # one output
     elif num_classes is not None:
         raise ValueError(f"`num_classes` applies to {' and '.join(LABELLED_TASKS)}, not to task={task!r}.")
     if task == checkpoint_task == "question_answering" and num_labels(config) != 2:
@@ -238,6 +246,13 @@ def check_config(config, arch, task, folder):
         )
 
 
+def is_regression(config):
+    """A *ForSequenceClassification config of a regressor: `problem_type="regression"`, or one
+    label and no problem type (transformers then trains it with MSE too)."""
+    problem_type = config.get("problem_type")
+    return problem_type == "regression" or (problem_type is None and num_labels(config) == 1)
+
+
 def num_labels(config):
     """Labels of a classifier config: `id2label` wins, then `num_labels`, then HF's default 2."""
     if config.get("id2label"):
@@ -276,7 +291,7 @@ def head_dropout(arch, config, task):
             return 0.0  # BertForQuestionAnswering has no dropout before qa_outputs
         dropout = config.get("classifier_dropout")
         return config.get("hidden_dropout_prob", 0.1) if dropout is None else dropout
-    if task == "text_classification":
+    if task in SEQUENCE_TASKS:
         return config.get("seq_classif_dropout", 0.2)
     if task == "question_answering":
         return config.get("qa_dropout", 0.1)
@@ -293,6 +308,8 @@ def build_model(arch, config, task, num_classes, dtype):
     dropout = head_dropout(arch, config, task)
     if task == "text_classification":
         return models.TextClassifier(backbone, num_classes, dropout=dropout)
+    if task == "text_regression":
+        return models.TextRegressor(backbone, dropout=dropout)
     if task == "token_classification":
         return models.TokenClassifier(backbone, num_classes, dropout=dropout)
     if task == "question_answering":
@@ -516,7 +533,8 @@ def save_hf(model, tokenizer, path, label_names=None):
     and with `load_hf(path)`.
 
     Args:
-        model: a `BertBackbone`, `DistilBertBackbone`, or a `TextClassifier`,
+        model: a `BertBackbone`, `DistilBertBackbone`, or a `TextClassifier`, `TextRegressor`
+            (saved as *ForSequenceClassification with `num_labels=1`, `problem_type="regression"`),
             `TokenClassifier`, `SpanQA` or `MaskedLM` on one of them.
         tokenizer: a `tfdistil.text.WordPieceTokenizer`, or None to write no tokenizer files.
         path: output folder (created if needed; existing files are overwritten).
@@ -563,6 +581,7 @@ def describe_model(model):
 
     kinds = [
         (models.TextClassifier, "text_classification"),
+        (models.TextRegressor, "text_regression"),
         (models.TokenClassifier, "token_classification"),
         (models.SpanQA, "question_answering"),
         (models.MaskedLM, "masked_lm"),
@@ -575,8 +594,8 @@ def describe_model(model):
                 break
             return ARCHITECTURES[backbone.architecture], task
     raise ValueError(
-        "save_hf saves a BertBackbone or DistilBertBackbone, or a TextClassifier, TokenClassifier, "
-        f"SpanQA or MaskedLM on one of them; got {type(model).__name__}."
+        "save_hf saves a BertBackbone or DistilBertBackbone, or a TextClassifier, TextRegressor, "
+        f"TokenClassifier, SpanQA or MaskedLM on one of them; got {type(model).__name__}."
     )
 
 
@@ -609,7 +628,7 @@ def hf_config(model, arch, task, backbone, label_names, tokenizer):
             "type_vocab_size": backbone.num_segments,
             "layer_norm_eps": block.layer_norm_epsilon,
         }
-        if task in LABELLED_TASKS:
+        if task in LABELLED_TASKS or task == "text_regression":
             config["classifier_dropout"] = model.dropout
     else:
         config = {
@@ -624,7 +643,7 @@ def hf_config(model, arch, task, backbone, label_names, tokenizer):
             "max_position_embeddings": backbone.max_sequence_length,
             "sinusoidal_pos_embds": False,
         }
-        if task == "text_classification":
+        if task in SEQUENCE_TASKS:
             config["seq_classif_dropout"] = model.dropout
         elif task == "question_answering":
             config["qa_dropout"] = model.dropout
@@ -640,6 +659,9 @@ def hf_config(model, arch, task, backbone, label_names, tokenizer):
         names = label_names or [f"LABEL_{i}" for i in range(model.num_classes)]
         config["id2label"] = {str(i): name for i, name in enumerate(names)}
         config["label2id"] = {name: i for i, name in enumerate(names)}
+    elif task == "text_regression":
+        # One output; transformers trains it with MSE and `load_hf` reads it back as a regressor.
+        config.update(id2label={"0": "LABEL_0"}, label2id={"LABEL_0": 0}, problem_type="regression")
     return config
 
 

@@ -13,7 +13,8 @@ A row is `(our weight, HF tensor name(s), transpose)`:
 import dataclasses
 import re
 
-TASKS = ("backbone", "text_classification", "token_classification", "question_answering", "masked_lm")
+TASKS = ("backbone", "text_classification", "text_regression", "token_classification", "question_answering",
+         "masked_lm")
 
 
 def _dense(ours, hf):
@@ -59,6 +60,7 @@ BERT_TABLE = {
     ],
     "pooler": _dense("pooler.dense", "pooler.dense"),
     "text_classification": _dense("classifier", "classifier"),
+    "text_regression": _dense("classifier", "classifier"),  # the same head with num_labels=1
     "token_classification": _dense("classifier", "classifier"),
     "question_answering": _dense("qa_outputs", "qa_outputs"),
     "masked_lm": [
@@ -85,6 +87,7 @@ DISTILBERT_TABLE = {
         *_layer_norm("transformer_layer_{i}.output_layer_norm", "transformer.layer.{i}.output_layer_norm"),
     ],
     "text_classification": [*_dense("pre_classifier", "pre_classifier"), *_dense("classifier", "classifier")],
+    "text_regression": [*_dense("pre_classifier", "pre_classifier"), *_dense("classifier", "classifier")],
     "token_classification": _dense("classifier", "classifier"),
     "question_answering": _dense("qa_outputs", "qa_outputs"),
     "masked_lm": [
@@ -148,12 +151,14 @@ BERT = Architecture(
     hf_classes={
         "backbone": "BertModel",
         "text_classification": "BertForSequenceClassification",
+        # num_labels=1, problem_type="regression" (`tfdistil.convert.hf.checkpoint_task`)
+        "text_regression": "BertForSequenceClassification",
         "token_classification": "BertForTokenClassification",
         "question_answering": "BertForQuestionAnswering",
         "masked_lm": "BertForMaskedLM",
     },
     base_modules=("embeddings.", "encoder.", "pooler."),
-    pooled_tasks=("backbone", "text_classification"),
+    pooled_tasks=("backbone", "text_classification", "text_regression"),
     tied={
         "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
         "cls.predictions.decoder.bias": "cls.predictions.bias",
@@ -168,6 +173,7 @@ DISTILBERT = Architecture(
     hf_classes={
         "backbone": "DistilBertModel",
         "text_classification": "DistilBertForSequenceClassification",
+        "text_regression": "DistilBertForSequenceClassification",
         "token_classification": "DistilBertForTokenClassification",
         "question_answering": "DistilBertForQuestionAnswering",
         "masked_lm": "DistilBertForMaskedLM",
@@ -179,10 +185,17 @@ DISTILBERT = Architecture(
 
 ARCHITECTURES = {arch.model_type: arch for arch in (BERT, DISTILBERT)}
 
-# HF class name -> (architecture, task)
-HF_CLASSES = {
-    hf_class: (arch, task) for arch in ARCHITECTURES.values() for task, hf_class in arch.hf_classes.items()
-}
+# HF class name -> (architecture, task). A class listed for two tasks (*ForSequenceClassification:
+# classification and regression) names the first; its config tells regression apart.
+def _hf_classes():
+    classes = {}
+    for arch in ARCHITECTURES.values():
+        for task, hf_class in arch.hf_classes.items():
+            classes.setdefault(hf_class, (arch, task))
+    return classes
+
+
+HF_CLASSES = _hf_classes()
 # Classes we read but never write. BERT's pre-training checkpoints (the original
 # Google conversions) are a masked LM plus the next-sentence head, which is skipped.
 LOAD_ONLY_HF_CLASSES = {"BertForPreTraining": (BERT, "masked_lm")}

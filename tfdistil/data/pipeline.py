@@ -10,9 +10,10 @@ Both dataset builders yield ``(features, labels)`` with
 * ``features["token_ids"]``, ``features["segment_ids"]``, ``features["padding_mask"]``: int32,
   shape (batch, L), where L is the batch's longest example (bucketing) or the tokenizer's
   `sequence_length` (``bucket_boundaries=None``);
-* ``labels``: int32, shape (batch,) for classification, (batch, L) for token classification, where
-  only the first word piece of each word carries the word's tag and every other position (later
-  pieces, [CLS], [SEP], padding) holds `IGNORE_INDEX` (-100), the value to pass as
+* ``labels``: int32, shape (batch,) for classification (float32 scores for regression data),
+  (batch, L) for token classification, where only the first word piece of each word carries the
+  word's tag and every other position (later pieces, [CLS], [SEP], padding) holds `IGNORE_INDEX`
+  (-100), the value to pass as
   ``ignore_class`` to `keras.losses.SparseCategoricalCrossentropy` and to skip in metrics.
 
 The tokenizer is a `tfdistil.text.WordPieceTokenizer` (or anything with the same interface:
@@ -247,13 +248,13 @@ def _ragged_ints(rows: Sequence[np.ndarray]) -> tf.RaggedTensor:
 
 def _batch_by_length(
     ds, batch_size, boundaries, sequence_length, pad_id, label_pad, token_labels, drop_remainder,
-    pad_to_bucket_boundary,
+    pad_to_bucket_boundary, label_dtype=tf.int32,
 ):
     """Batch variable-length (features, labels) elements: by bucket, or padded to sequence_length."""
     padding_values = (
         {"token_ids": tf.constant(pad_id, tf.int32), "segment_ids": tf.constant(0, tf.int32),
          "padding_mask": tf.constant(0, tf.int32)},
-        tf.constant(label_pad, tf.int32),
+        tf.constant(label_pad, label_dtype),
     )
     if boundaries is None:
         label_shape = [sequence_length] if token_labels else []
@@ -343,7 +344,7 @@ def make_classification_dataset(
     log_truncation: bool = True,
     epoch: tf.Variable | None = None,
 ) -> tf.data.Dataset:
-    """A `(features, labels)` dataset for text (or text-pair) classification.
+    """A `(features, labels)` dataset for text (or text-pair) classification or regression.
 
     Args:
         data: from `read_text_classification` / `read_glue_tsv` / `load_sentiment_dataset`.
@@ -371,7 +372,7 @@ def make_classification_dataset(
 
     Returns:
         tf.data.Dataset of ``({"token_ids", "segment_ids", "padding_mask"}: int32 (batch, L),
-        labels: int32 (batch,))``, prefetched.
+        labels: int32 (batch,))``, prefetched; labels float32 (batch,) for regression data.
     """
     if not isinstance(data, TextClassificationData):
         raise TypeError(f"data must be TextClassificationData, got {type(data).__name__}.")
@@ -386,7 +387,9 @@ def make_classification_dataset(
     columns = [tf.constant(data.texts, tf.string)]
     if data.text_pairs is not None:
         columns.append(tf.constant(data.text_pairs, tf.string))
-    columns.append(tf.constant(data.labels, tf.int32))
+    # Class ids, or float scores for regression data (`data.regression`).
+    label_dtype = tf.float32 if data.regression else tf.int32
+    columns.append(tf.constant(data.labels, label_dtype))
     ds = _examples(tuple(columns), len(data), shuffle, seed, epoch)
 
     def tokenize(*batch):
@@ -400,7 +403,7 @@ def make_classification_dataset(
     ds = _unbatch_trimmed(ds)
     ds = _batch_by_length(
         ds, batch_size, boundaries, sequence_length, pad_id, 0, False, drop_remainder,
-        pad_to_bucket_boundary,
+        pad_to_bucket_boundary, label_dtype,
     )
     # Only a tokenizer with `tokenize` gives lengths that are exactly the packed ones.
     exact = hasattr(tokenizer, "tokenize")

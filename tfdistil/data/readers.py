@@ -1,15 +1,19 @@
-"""Readers for labelled text files: CSV / TSV / JSON Lines classification data and CoNLL NER data.
+"""Readers for labelled text files: CSV / TSV / JSON Lines classification and regression data, and
+CoNLL NER data.
 
 Pure Python: a reader returns a complete, validated dataclass or raises `DataError` naming the
 file, the 1-based line and the value, so a bad file fails before any training starts.
 CSV has standard quoting; TSV is GLUE style (split on tabs, quotes are ordinary characters, as
-SST-2 sentences contain them); JSON Lines is one object a line; CoNLL is `TOKEN TAG [extra ...]`
-a line, a blank line between sentences, `-DOCSTART-` skipped.
+SST-2 and MRPC sentences contain them), and the GLUE MRPC, RTE, STS-B and CoLA layouts are
+recognised from their header (CoLA: from its four columns, it has no header); JSON Lines is one
+object a line; CoNLL is `TOKEN TAG [extra ...]` a line, a blank line between sentences,
+`-DOCSTART-` skipped.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -20,9 +24,12 @@ import numpy as np
 
 __all__ = [
     "DataError",
+    "DataFormat",
+    "GLUE_FORMATS",
     "TextClassificationData",
     "TokenClassificationData",
     "read_text_classification",
+    "detect_format",
     "read_glue_tsv",
     "read_conll",
     "TEXT_COLUMN_CANDIDATES",
@@ -35,6 +42,8 @@ TEXT_COLUMN_CANDIDATES = ("sentence", "content", "text")
 _FORMATS = ("csv", "tsv", "jsonl")
 _EXTENSION_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 _INTEGER = re.compile(r"[+-]?\d+")
+# A decimal number as written in data files; Python's float() would also take "nan", "inf", "1_0".
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _SHOW = 80  # characters of a bad value to quote in a message
 
 
@@ -65,22 +74,90 @@ def _show(value) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class DataFormat:
+    """The layout a reader found in a file, and the columns it took.
+
+    Attributes:
+        name: "glue-mrpc", "glue-rte", "glue-sts-b", "glue-cola" for the GLUE layouts; "csv",
+            "tsv" or "jsonl" for any other file (columns from the arguments or the defaults).
+        title: a display name ("GLUE MRPC", "TSV").
+        columns: the file's columns (JSON Lines: the first object's keys); a headerless file
+            (CoLA) gets GLUE's names for them.
+        text_column, text_pair_column, label_column: the columns read (pair None: single texts).
+        regression: the label column holds float scores (GLUE STS-B's `score`), not classes.
+        header: the first line names the columns (False for CoLA: every line is data).
+    """
+
+    name: str
+    title: str
+    columns: tuple[str, ...]
+    text_column: str
+    text_pair_column: str | None
+    label_column: str
+    regression: bool = False
+    header: bool = True
+
+    def describe(self) -> str:
+        """One line for a run log: "GLUE MRPC (pairs: #1 String / #2 String, label: Quality)"."""
+        def name(column):
+            # Without a header the names are GLUE's, not the file's: say where they are.
+            return column if self.header else f"{column} (column {self.columns.index(column) + 1})"
+
+        if self.text_pair_column is None:
+            texts = f"text: {name(self.text_column)}"
+        else:
+            texts = f"pairs: {name(self.text_column)} / {name(self.text_pair_column)}"
+        label = f"{'score' if self.regression else 'label'}: {name(self.label_column)}"
+        return f"{self.title} ({'' if self.header else 'no header; '}{texts}, {label})"
+
+
+GLUE_FORMATS = {
+    f.name: f
+    for f in (
+        DataFormat(
+            "glue-mrpc", "GLUE MRPC", ("Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"),
+            "#1 String", "#2 String", "Quality",
+        ),
+        DataFormat(
+            "glue-rte", "GLUE RTE", ("index", "sentence1", "sentence2", "label"),
+            "sentence1", "sentence2", "label",
+        ),
+        DataFormat(
+            "glue-sts-b", "GLUE STS-B",
+            ("index", "genre", "filename", "year", "old_index", "source1", "source2",
+             "sentence1", "sentence2", "score"),
+            "sentence1", "sentence2", "score", regression=True,
+        ),
+        DataFormat(
+            "glue-cola", "GLUE CoLA", ("source", "label", "original label", "sentence"),
+            "sentence", None, "label", header=False,
+        ),
+    )
+}
+"""The GLUE TSV layouts recognised when no text column is given (see `detect_format`)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class TextClassificationData:
-    """A labelled text classification file, read into memory.
+    """A labelled text file (classes, or float scores for regression), read into memory.
 
     Attributes:
         texts: one string per example.
         text_pairs: the second segment of each example (sentence-pair tasks), or None.
-        labels: int32 array, shape (num_examples,), indices into `label_names`.
-        label_names: the label strings; `labels[i]` names `label_names[labels[i]]`.
+        labels: classification: int32 array, shape (num_examples,), indices into `label_names`;
+            regression: float32 array, shape (num_examples,), the scores.
+        label_names: the label strings (`labels[i]` names `label_names[labels[i]]`); None for
+            regression.
         path: the file it was read from.
+        detected: the layout and columns the reader used (None when built by hand).
     """
 
     texts: list[str]
     text_pairs: list[str] | None
     labels: np.ndarray
-    label_names: list[str]
+    label_names: list[str] | None
     path: str
+    detected: DataFormat | None = None
 
     def __post_init__(self):
         if self.text_pairs is not None and len(self.text_pairs) != len(self.texts):
@@ -89,13 +166,24 @@ class TextClassificationData:
             )
         if len(self.labels) != len(self.texts):
             raise ValueError(f"labels has {len(self.labels)} entries but texts has {len(self.texts)}.")
+        if self.label_names is None and not np.issubdtype(np.asarray(self.labels).dtype, np.floating):
+            raise ValueError(
+                f"label_names None means regression, whose labels are float scores; got "
+                f"labels of dtype {np.asarray(self.labels).dtype}."
+            )
 
     def __len__(self) -> int:
         return len(self.texts)
 
     @property
+    def regression(self) -> bool:
+        """The labels are float scores (no classes)."""
+        return self.label_names is None
+
+    @property
     def num_classes(self) -> int:
-        return len(self.label_names)
+        """The head's number of outputs: the number of classes, 1 (the score) for regression."""
+        return 1 if self.label_names is None else len(self.label_names)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,44 +357,86 @@ def _auto_text_column(path, columns, line, what="column") -> str:
     )
 
 
-def _read_delimited(path: Path, text: str, fmt: str, text_column, label_column, text_pair_column):
-    if fmt == "tsv":
-        records = _delimited_records(path, text, "\t", csv.QUOTE_NONE)
-    else:
-        records = _delimited_records(path, text, ",", csv.QUOTE_MINIMAL)
-    try:
-        header_line, header = next(records)
-    except StopIteration:
-        raise _error(path, "file is empty") from None
-    header = [h.strip() for h in header]
+def _glue_format(first: Sequence[str], label_column: str | None) -> DataFormat | None:
+    """The GLUE layout whose header is `first`; CoLA (no header) when `first` looks like its data
+    row: four fields, an integer label second, and no field named like a column. `label_column`
+    must be unset, "label" (the jobs' default) or the layout's own."""
+    fields = tuple(f.strip() for f in first)
+    found = None
+    for layout in GLUE_FORMATS.values():
+        if layout.header and fields == layout.columns:
+            found = layout
+    cola = GLUE_FORMATS["glue-cola"]
+    if (
+        len(fields) == len(cola.columns)
+        and _INTEGER.fullmatch(fields[1])
+        and fields[3]
+        and not set(fields) & {*TEXT_COLUMN_CANDIDATES, "label"}
+    ):
+        found = cola
+    if found is None or label_column not in (None, "label", found.label_column):
+        return None
+    return found
+
+
+def _delimited_format(path, fmt, line, first, text_column, label_column, text_pair_column) -> DataFormat:
+    """The layout of a CSV/TSV file from its first record (`first`, at `line`) and the arguments."""
+    if fmt == "tsv" and text_column is None and text_pair_column is None:
+        glue = _glue_format(first, label_column)
+        if glue is not None:
+            return glue
+    header = [h.strip() for h in first]
     seen = set()
     for h in header:
         if h in seen:
-            raise _error(path, f"duplicate column {h!r} in header {header}", line=header_line, value=h)
+            raise _error(path, f"duplicate column {h!r} in header {header}", line=line, value=h)
         seen.add(h)
     if text_column is None:
-        text_column = _auto_text_column(path, header, header_line)
+        text_column = _auto_text_column(path, header, line)
+    if label_column is None:
+        label_column = "label"
     for name in (text_column, label_column, text_pair_column):
         if name is not None:
-            _find_column(path, name, header, header_line)
-    t, lab = header.index(text_column), header.index(label_column)
-    p = None if text_pair_column is None else header.index(text_pair_column)
+            _find_column(path, name, header, line)
+    return DataFormat(fmt, fmt.upper(), tuple(header), text_column, text_pair_column, label_column)
+
+
+def _delimited(path: Path, text: str, fmt: str):
+    if fmt == "tsv":
+        return _delimited_records(path, text, "\t", csv.QUOTE_NONE)
+    return _delimited_records(path, text, ",", csv.QUOTE_MINIMAL)
+
+
+def _read_delimited(path: Path, text: str, fmt: str, text_column, label_column, text_pair_column):
+    records = _delimited(path, text, fmt)
+    try:
+        first_line, first = next(records)
+    except StopIteration:
+        raise _error(path, "file is empty") from None
+    found = _delimited_format(path, fmt, first_line, first, text_column, label_column, text_pair_column)
+    if not found.header:
+        records = itertools.chain([(first_line, first)], records)
+    columns = list(found.columns)
+    t, lab = columns.index(found.text_column), columns.index(found.label_column)
+    p = None if found.text_pair_column is None else columns.index(found.text_pair_column)
+    layout = f"{found.title} columns {columns}" if found.name.startswith("glue-") else f"{columns}"
+    label_what = "score" if found.regression else "label"
 
     texts, pairs, labels, lines = [], [], [], []
     for line, fields in records:
-        if len(fields) != len(header):
+        if len(fields) != len(columns):
             raise _error(
                 path,
-                f"expected {len(header)} fields ({header}) but found {len(fields)}: {_show(fields)}",
+                f"expected {len(columns)} fields ({layout}) but found {len(fields)}: {_show(fields)}",
                 line=line,
                 value=fields,
             )
-        texts.append(_nonempty(path, fields[t], text_column, line))
+        texts.append(_nonempty(path, fields[t], found.text_column, line))
         if p is not None:
-            pairs.append(_nonempty(path, fields[p], text_pair_column, line))
-        labels.append(_nonempty(path, fields[lab], label_column, line, what="label"))
+            pairs.append(_nonempty(path, fields[p], found.text_pair_column, line))
+        labels.append(_nonempty(path, fields[lab], found.label_column, line, what=label_what))
         lines.append(line)
-    return texts, (pairs if p is not None else None), labels, lines
+    return texts, (pairs if p is not None else None), labels, lines, found
 
 
 def _nonempty(path, value: str, column: str, line: int, what="text") -> str:
@@ -316,8 +446,10 @@ def _nonempty(path, value: str, column: str, line: int, what="text") -> str:
     return value
 
 
-def _read_jsonl(path: Path, text: str, text_column, label_column, text_pair_column):
-    texts, pairs, labels, lines = [], [], [], []
+def _read_jsonl(path: Path, text: str, text_column, label_column, text_pair_column, scores: bool):
+    """`scores`: float labels are allowed (regression); otherwise a label is a string or an integer."""
+    label_column = "label" if label_column is None else label_column
+    texts, pairs, labels, lines, keys = [], [], [], [], None
     for line, raw in enumerate(_lines(text), start=1):
         if not raw.strip():
             continue
@@ -330,6 +462,8 @@ def _read_jsonl(path: Path, text: str, text_column, label_column, text_pair_colu
             raise _error(path, f"invalid JSON ({e.msg}){hint}: {_show(raw)}", line=line, value=raw) from None
         if not isinstance(record, dict):
             raise _error(path, f"expected a JSON object, got {_show(record)}", line=line, value=record)
+        if keys is None:
+            keys = tuple(record)
         if text_column is None:
             text_column = _auto_text_column(path, list(record), line, what="key")
         for name in (text_column, label_column, text_pair_column):
@@ -340,16 +474,19 @@ def _read_jsonl(path: Path, text: str, text_column, label_column, text_pair_colu
             pairs.append(_json_text(path, record[text_pair_column], text_pair_column, line))
         label = record[label_column]
         # bool is an int subclass: `true` as a class label is almost surely a mistake.
-        if isinstance(label, bool) or not isinstance(label, (str, int)):
+        kinds = (str, int, float) if scores else (str, int)
+        if isinstance(label, bool) or not isinstance(label, kinds):
+            expected = "a number or a string" if scores else "a string or an integer"
             raise _error(
-                path, f"label in key {label_column!r} must be a string or an integer, got {_show(label)}",
+                path, f"label in key {label_column!r} must be {expected}, got {_show(label)}",
                 line=line, value=label,
             )
-        labels.append(_nonempty(path, str(label), label_column, line, what="label"))
+        labels.append(_nonempty(path, str(label), label_column, line, what="score" if scores else "label"))
         lines.append(line)
     if not texts:
         raise _error(path, "file is empty")
-    return texts, (pairs if text_pair_column is not None else None), labels, lines
+    found = DataFormat("jsonl", "JSON Lines", keys, text_column, text_pair_column, label_column)
+    return texts, (pairs if text_pair_column is not None else None), labels, lines, found
 
 
 def _json_text(path, value, key, line) -> str:
@@ -358,59 +495,134 @@ def _json_text(path, value, key, line) -> str:
     return _nonempty(path, value, key, line)
 
 
+def _scores(path, values: Sequence[str], lines: Sequence[int], column: str) -> np.ndarray:
+    """float32 scores; a value that is not a decimal number is a DataError naming its line."""
+    scores = np.empty(len(values), dtype=np.float32)
+    for i, (value, line) in enumerate(zip(values, lines)):
+        if not _DECIMAL.fullmatch(value):
+            raise _error(
+                path, f"score {_show(value)} in column {column!r} is not a number", line=line, value=value
+            )
+        scores[i] = float(value)
+    return scores
+
+
 def read_text_classification(
     path,
     text_column: str | None = None,
-    label_column: str = "label",
+    label_column: str | None = None,
     text_pair_column: str | None = None,
     format: str | None = None,
     label_names: Sequence[str] | None = None,
+    regression: bool | None = None,
 ) -> TextClassificationData:
-    """Read a labelled text classification file (CSV, TSV or JSON Lines).
+    """Read a labelled text file (CSV, TSV or JSON Lines): classes, or float scores for regression.
+
+    With no text column given, a TSV in a GLUE layout (MRPC, RTE, STS-B by their header; CoLA,
+    which has none, by its four columns) is read with that layout's columns; `detected` on the
+    result says which layout and columns were used (see `detect_format`).
 
     Args:
         path: the file (str or os.PathLike).
-        text_column: column (JSON key) holding the text; None picks the first of
-            `TEXT_COLUMN_CANDIDATES` ("sentence", "content", "text") that the file has.
-        label_column: column holding the label (a string or an integer).
+        text_column: column (JSON key) holding the text; None picks the GLUE layout's, else the
+            first of `TEXT_COLUMN_CANDIDATES` ("sentence", "content", "text") that the file has.
+        label_column: column holding the label (a string or an integer; a number for regression);
+            None (or "label") means "label", or the GLUE layout's (MRPC: "Quality") when the text
+            column comes from the layout.
         text_pair_column: column holding the second segment of sentence-pair tasks, or None.
         format: "csv", "tsv" or "jsonl"; None infers it from the extension
             (.csv, .tsv, .jsonl/.json).
         label_names: fixes the label -> id mapping (pass the training set's `label_names` when
             reading dev/test, so that ids agree); a label outside it is an error. None: the
             sorted unique labels (numerically when all are integers: ["0", "1", "2", "10"]).
+            Must be None for regression.
+        regression: True reads the label column as float scores; None lets the layout decide
+            (GLUE STS-B's `score`: regression; anything else: classes); False asks for classes
+            and refuses a layout whose labels are scores.
 
     Returns:
-        TextClassificationData. Texts are stripped of surrounding whitespace.
+        TextClassificationData; for regression `labels` is float32 and `label_names` None. Texts
+        are stripped of surrounding whitespace.
 
     Raises:
         DataError: missing/empty/non-UTF-8 file, missing column, wrong field count, empty text
-            or label, unknown label. The message names the file, the line and the value.
+            or label, unknown label, a score that is not a number. The message names the file,
+            the line and the value.
     """
     path_ = Path(os.fspath(path))
     label_names = _check_label_names(label_names)
     fmt = _resolve_format(path_, format)
     text = _read_utf8(path_)
     if fmt == "jsonl":
-        texts, pairs, labels, lines = _read_jsonl(path_, text, text_column, label_column, text_pair_column)
+        texts, pairs, labels, lines, found = _read_jsonl(
+            path_, text, text_column, label_column, text_pair_column, scores=bool(regression)
+        )
     else:
-        texts, pairs, labels, lines = _read_delimited(
+        texts, pairs, labels, lines, found = _read_delimited(
             path_, text, fmt, text_column, label_column, text_pair_column
         )
     if not texts:
         raise _error(path_, "no data rows after the header")
+    if regression is False and found.regression:
+        raise _error(
+            path_,
+            f"column {found.label_column!r} holds float scores ({found.title}), not classes: "
+            "read it as regression",
+            value=found.label_column,
+        )
+    if regression and not found.regression:
+        found = dataclasses.replace(found, regression=True)
+    if found.regression:
+        if label_names is not None:
+            raise _error(
+                path_,
+                f"label_names {label_names} given, but column {found.label_column!r} holds float "
+                "scores (regression), not classes",
+            )
+        scores = _scores(path_, labels, lines, found.label_column)
+        return TextClassificationData(
+            texts=texts, text_pairs=pairs, labels=scores, label_names=None, path=str(path_), detected=found
+        )
     ids, names = _label_ids(path_, labels, lines, label_names)
     return TextClassificationData(
-        texts=texts, text_pairs=pairs, labels=ids, label_names=names, path=str(path_)
+        texts=texts, text_pairs=pairs, labels=ids, label_names=names, path=str(path_), detected=found
     )
+
+
+def detect_format(
+    path,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    text_pair_column: str | None = None,
+    format: str | None = None,
+) -> DataFormat:
+    """The layout `read_text_classification` would use for `path` with these arguments, from the
+    file's first record only: e.g. `detect_format(p).regression` is True for GLUE STS-B.
+
+    Raises:
+        DataError: as `read_text_classification`, for the file and its first record.
+    """
+    path_ = Path(os.fspath(path))
+    fmt = _resolve_format(path_, format)
+    text = _read_utf8(path_)
+    if fmt == "jsonl":
+        lines = _lines(text)
+        first = next(i for i, line in enumerate(lines) if line.strip())  # _read_utf8: not all blank
+        return _read_jsonl(
+            path_, "\n".join(lines[: first + 1]), text_column, label_column, text_pair_column, scores=True
+        )[-1]
+    try:
+        line, first = next(_delimited(path_, text, fmt))
+    except StopIteration:
+        raise _error(path_, "file is empty") from None
+    return _delimited_format(path_, fmt, line, first, text_column, label_column, text_pair_column)
 
 
 def read_glue_tsv(path, label_names: Sequence[str] | None = None) -> TextClassificationData:
-    """Read a GLUE single-sentence TSV (SST-2, CoLA style): a `label` column and a text column
-    named `sentence`, `content` or `text` (SST-2's train.tsv and dev.tsv name it differently)."""
-    return read_text_classification(
-        path, text_column=None, label_column="label", format="tsv", label_names=label_names
-    )
+    """Read a GLUE TSV: SST-2 style (a `label` column and a text column named `sentence`,
+    `content` or `text`: SST-2's train.tsv and dev.tsv name it differently), or the MRPC, RTE,
+    STS-B (float scores, regression) and CoLA (no header) layouts."""
+    return read_text_classification(path, format="tsv", label_names=label_names)
 
 
 # --------------------------------------------------------------------------------------------

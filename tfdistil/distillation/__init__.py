@@ -1,6 +1,12 @@
 """Knowledge distillation: the Distiller, its loss terms, and student initialisation."""
 from tfdistil.distillation import losses
-from tfdistil.distillation.comparisons import LogitPair, OutputComparison, PerExample, PerLabelledToken
+from tfdistil.distillation.comparisons import (
+    LogitPair,
+    OutputComparison,
+    PerExample,
+    PerExampleScore,
+    PerLabelledToken,
+)
 from tfdistil.distillation.distiller import TEACHER_LOGITS, Distiller, cache_teacher_outputs, weighted_terms
 from tfdistil.distillation.layer_map import default_layer_map
 from tfdistil.distillation.student_init import init_student_from_teacher
@@ -11,5 +17,6 @@ from tfdistil.distillation.terms import (
     HiddenCosine,
     HiddenMSE,
     LossInputs,
+    ScoreMSE,
     SoftTargets,
 )

@@ -7,12 +7,14 @@ returns, whatever the task:
 - `PerExample`: one distribution per example (sequence classification), logits (batch, classes).
 - `PerLabelledToken`: one per token (token classification, masked LM), logits (batch, seq,
   classes); labels equal to -100 and padding are left out.
+- `PerExampleScore`: one score per example (regression), outputs (batch, 1), float labels; its
+  output terms are squared errors (`ScoreMSE`) instead of cross-entropy and soft targets.
 
-Span QA (dict outputs `start_logits` / `end_logits`, each (batch, seq)) is the next one: a
-subclass whose `logit_pairs` returns two `LogitPair`s, start and end, each a distribution over the
-sequence with its own position labels, and whose `validate` accepts the dict. Regression (one
-score per example) returns one pair of scores, compared by a score term (MSE) rather than
-`SoftTargets`. Task declarations hand the Distiller the comparison for their task.
+A comparison also names the output terms that the Distiller's `alpha` and `temperature` stand for
+(`output_terms`). Span QA (dict outputs `start_logits` / `end_logits`, each (batch, seq)) is the
+next one: a subclass whose `logit_pairs` returns two `LogitPair`s, start and end, each a
+distribution over the sequence with its own position labels, and whose `validate` accepts the
+dict. Task declarations hand the Distiller the comparison for their task.
 """
 import dataclasses
 
@@ -20,6 +22,8 @@ import keras
 from keras import ops
 
 from tfdistil.distillation import losses
+from tfdistil.distillation.terms import HardLabels, ScoreMSE, SoftTargets
+from tfdistil.models.tasks import TextRegressor
 
 
 @dataclasses.dataclass
@@ -66,6 +70,11 @@ class OutputComparison:
         replaced by 0, weights zero there, `valid` 1.0 where a label counts."""
         raise NotImplementedError
 
+    def output_terms(self, alpha, temperature):
+        """The output terms of the Distiller's `alpha` and `temperature`: cross-entropy on the
+        hard labels (`alpha`) and Hinton's soft targets (`1 - alpha`)."""
+        return [HardLabels(weight=alpha), SoftTargets(temperature, weight=1.0 - float(alpha))]
+
     def get_config(self):
         return {}
 
@@ -91,11 +100,13 @@ def _check_single_output(model):
 
 
 def default_comparison(teacher, student):
-    """Today's automatic choice: per labelled token for (batch, seq, classes) outputs, else per
-    example. Dict outputs (span QA) have no default yet."""
+    """The automatic choice: per example score for a `TextRegressor`, per labelled token for
+    (batch, seq, classes) outputs, else per example. Dict outputs (span QA) have no default yet."""
     for model in (teacher, student):
         _check_single_output(model)
     s_shape = _check_same_outputs(teacher, student)
+    if isinstance(student, TextRegressor):
+        return PerExampleScore()
     return PerLabelledToken() if len(s_shape) == 2 else PerExample()
 
 
@@ -185,3 +196,35 @@ class PerLabelledToken(OutputComparison):
         if sample_weight is not None:
             weights = valid * self._sample_weight(sample_weight, y)
         return ops.where(valid > 0, y, ops.zeros_like(y)), weights, valid
+
+
+@keras.saving.register_keras_serializable(package="tfdistil")
+class PerExampleScore(PerExample):
+    """One score per example (regression): outputs (batch, 1), float labels (batch,), every one
+    counting. Compared by squared errors: student vs gold scores (`alpha`) and student vs teacher
+    scores (`1 - alpha`); the temperature has no role."""
+
+    def validate(self, teacher, student):
+        for model in (teacher, student):
+            _check_single_output(model)
+        if _check_same_outputs(teacher, student) != (1,):
+            raise ValueError(
+                f"PerExampleScore compares one-output (batch, 1) scores; {type(student).__name__} gives "
+                f"{tuple(student.output.shape)}."
+            )
+
+    def logit_pairs(self, x, y, sample_weight, teacher_logits, student_logits):
+        labels = ops.reshape(ops.cast(y, "float32"), (-1,))
+        mask = ops.ones_like(labels)
+        weights = mask if sample_weight is None else mask * self._sample_weight(sample_weight)
+        denominator = losses.global_count(ops.sum(mask))
+        return [LogitPair(teacher_logits, student_logits, labels, weights, weights, denominator)]
+
+    def metric_targets(self, x, y, sample_weight):
+        y = ops.reshape(ops.cast(y, "float32"), (-1,))
+        valid = ops.ones_like(y)
+        weights = valid if sample_weight is None else valid * self._sample_weight(sample_weight)
+        return y, weights, valid
+
+    def output_terms(self, alpha, temperature):
+        return [ScoreMSE("labels", weight=alpha), ScoreMSE("teacher", weight=1.0 - float(alpha))]

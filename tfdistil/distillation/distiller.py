@@ -39,12 +39,17 @@ def _multi_worker(strategy):
 DEFAULT_WEIGHTS = dict(alpha=0.5, temperature=2.0, hidden_cosine_weight=0.0, hidden_mse_weight=0.0, attention_weight=0.0)
 
 
-def weighted_terms(alpha=0.5, temperature=2.0, hidden_cosine_weight=0.0, hidden_mse_weight=0.0, attention_weight=0.0):
-    """The terms the Distiller's weight arguments stand for: hard labels (alpha), soft targets
-    (1 - alpha), and each intermediate term whose weight is > 0."""
+def weighted_terms(alpha=0.5, temperature=2.0, hidden_cosine_weight=0.0, hidden_mse_weight=0.0, attention_weight=0.0,
+                   output_comparison=None):
+    """The terms the Distiller's weight arguments stand for: the output comparison's hard (alpha)
+    and soft (1 - alpha) terms (default: cross-entropy and soft targets; squared errors for
+    `PerExampleScore`), and each intermediate term whose weight is > 0."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
-    terms = [HardLabels(weight=alpha), SoftTargets(temperature, weight=1.0 - float(alpha))]
+    if output_comparison is None:
+        terms = [HardLabels(weight=alpha), SoftTargets(temperature, weight=1.0 - float(alpha))]
+    else:
+        terms = output_comparison.output_terms(alpha, temperature)
     for cls, weight in ((HiddenCosine, hidden_cosine_weight), (HiddenMSE, hidden_mse_weight),
                         (AttentionKL, attention_weight)):
         if weight > 0:
@@ -63,13 +68,15 @@ class Distiller(keras.Model):
     Each term is a `DistillationTerm` (`HardLabels`, `SoftTargets`, `HiddenCosine`, `HiddenMSE`,
     `AttentionKL`, or your own subclass): the weight arguments build the list above, or pass
     `terms=` directly. How outputs and labels line up is the `output_comparison`: per example
-    (sequence classification) or per labelled token (token classification, masked LM; labels
-    equal to -100 and padding are ignored), chosen from the output shape by default.
+    (sequence classification), per labelled token (token classification, masked LM; labels
+    equal to -100 and padding are ignored) or per example score (a `TextRegressor`: the two
+    output terms are then `ScoreMSE`, student vs gold scores (alpha) and student vs teacher
+    scores (1 - alpha)), chosen from the student by default.
     `sample_weight` multiplies every term. An example (sequence classification) labelled -100
     has no hard label: it learns from the teacher's terms alone and metrics skip it.
 
     Args:
-        teacher: a tfdistil task model (TextClassifier, TokenClassifier, MaskedLM). Frozen.
+        teacher: a tfdistil task model (TextClassifier, TextRegressor, TokenClassifier, MaskedLM). Frozen.
         student: a task model of the same kind and output size, same vocabulary.
         alpha: weight of the hard-label loss, in [0, 1]; the soft loss gets 1 - alpha.
         temperature: softmax temperature T > 0 of the soft targets.
@@ -81,8 +88,8 @@ class Distiller(keras.Model):
             `default_layer_map`). Hidden-state terms also pair the embedding outputs.
         terms: a list of `DistillationTerm`s, in place of alpha, temperature and the three
             weights (leave those at their defaults). Logged under each term's `name`.
-        output_comparison: an `OutputComparison` (`PerExample`, `PerLabelledToken`); default:
-            chosen from the student's output shape.
+        output_comparison: an `OutputComparison` (`PerExample`, `PerLabelledToken`,
+            `PerExampleScore`); default: chosen from the student (`default_comparison`).
 
     Inputs: the tokenizer's dict (`token_ids`, `segment_ids`, `padding_mask`); each model
     takes what it needs. A `teacher_logits` key (see `cache_teacher_outputs`) replaces
@@ -116,7 +123,7 @@ class Distiller(keras.Model):
         # get_config records what was given: the weights, or the terms.
         self.__dict__["_explicit_terms"] = terms is not None
         if terms is None:
-            terms = weighted_terms(**weights)
+            weighted_terms(**weights)  # checks the weights now; built below with the comparison's output terms
         else:
             given = {k: v for k, v in weights.items() if v != DEFAULT_WEIGHTS[k]}
             if given:
@@ -144,6 +151,8 @@ class Distiller(keras.Model):
             )
         else:
             output_comparison.validate(teacher, student)
+        if not self._explicit_terms:
+            terms = weighted_terms(**weights, output_comparison=output_comparison)
         self.teacher = teacher
         self.student = student
         # Frozen: no gradient, and never in training mode (dropout off).

@@ -61,6 +61,14 @@ def soft_loss(teacher_logits, student_logits, temperature, weights, denominator)
     return temperature**2 * ops.sum(kl * weights) / denominator
 
 
+def score_mse(targets, scores, weights, denominator):
+    """Squared error of one-output scores against `targets` (gold or the teacher's), one per
+    example: sum(w * (score - target)^2) / denominator. (batch,) and (batch, 1) both work."""
+    scores = ops.reshape(ops.cast(scores, "float32"), (-1,))
+    targets = ops.reshape(ops.cast(targets, "float32"), (-1,))
+    return ops.sum(ops.square(scores - targets) * weights) / denominator
+
+
 def hidden_cosine_loss(teacher_hidden, student_hidden, token_mask, denominator):
     """DistilBERT's L_cos: mean over real tokens of 1 - cos(student, teacher)."""
     t = ops.cast(teacher_hidden, "float32")

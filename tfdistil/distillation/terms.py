@@ -116,6 +116,36 @@ class SoftTargets(DistillationTerm):
 
 
 @keras.saving.register_keras_serializable(package="tfdistil")
+class ScoreMSE(DistillationTerm):
+    """Mean squared error of a regressor's scores (one output an example) against the gold scores
+    (`target="labels"`: `alpha` in the Distiller, logged as "hard_loss") or the teacher's scores
+    (`target="teacher"`: `1 - alpha`, logged as "soft_loss"). The logged names are the ones of the
+    classifiers' hard and soft terms, so runs of either task plot alike."""
+
+    NAMES = {"labels": "hard_loss", "teacher": "soft_loss"}
+
+    def __init__(self, target="teacher", weight=1.0):
+        if target not in self.NAMES:
+            raise ValueError(f"target must be one of {sorted(self.NAMES)}, got {target!r}.")
+        super().__init__(weight)
+        self.target = target
+        self.name = self.NAMES[target]
+
+    def compute_loss(self, inputs):
+        if self.target == "labels":
+            return _mean_over([
+                losses.score_mse(pair.labels, pair.student, pair.hard_weights, pair.denominator)
+                for pair in inputs.logits
+            ])
+        return _mean_over([
+            losses.score_mse(pair.teacher, pair.student, pair.weights, pair.denominator) for pair in inputs.logits
+        ])
+
+    def get_config(self):
+        return dict(super().get_config(), target=self.target)
+
+
+@keras.saving.register_keras_serializable(package="tfdistil")
 class HiddenCosine(DistillationTerm):
     """DistilBERT's cosine loss between mapped hidden states, averaged over the pairs."""
 

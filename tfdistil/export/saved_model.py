@@ -33,6 +33,8 @@ Request and response of `serving_default` (`REST_EXAMPLES` holds these as data):
                   -> {"predictions": [{"probabilities": [0.1, 0.9], "class_ids": 1,
                                        "class_names": "positive"}, ...]}
     (pair=True)      {"instances": [{"text": "a man sleeps", "text_pair": "a person rests"}]}
+    TextRegressor    {"instances": [{"text": "a man plays", "text_pair": "a man plays music"}]}  (pair=True)
+                  -> {"predictions": [{"score": 4.6}]}
     TokenClassifier  {"instances": [{"text": "EU rejects German call"}]}
                   -> {"predictions": [{"words": ["EU", "rejects", "German", "call"],
                                        "tags": ["B-ORG", "O", "B-MISC", "O"],
@@ -89,7 +91,7 @@ def export_saved_model(
     """Export a task model and its tokenizer as one TF Serving model version.
 
     Args:
-        model: a tfdistil `TextClassifier`, `TokenClassifier` or `SpanQA`.
+        model: a tfdistil `TextClassifier`, `TextRegressor`, `TokenClassifier` or `SpanQA`.
         tokenizer: the `tfdistil.text.WordPieceTokenizer` the model was trained with;
             its vocabulary and settings are baked into the graph.
         path: the model's folder (TF Serving's `model_base_path`, e.g.
@@ -100,7 +102,7 @@ def export_saved_model(
             present (1 in an empty folder). An existing version is never overwritten.
         model_card: optional dict of extra facts for the card (e.g.
             `{"metrics": {"accuracy": 0.91}, "dataset": "sst2"}`).
-        pair: TextClassifier only: `serving_default` also takes `text_pair`.
+        pair: TextClassifier and TextRegressor: `serving_default` also takes `text_pair`.
         max_answer_length: SpanQA only: longest answer span in tokens.
         allow_untrained: export a model whose biases and LayerNorm parameters are all
             still at their initial values (zeros and ones): one that was never trained

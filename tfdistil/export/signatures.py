@@ -17,7 +17,7 @@ import tensorflow_text as tf_text
 
 from tfdistil.export.tracking import Unwrapped, tf_variable
 from tfdistil.layers.weight_casts import WeightCasts
-from tfdistil.models.tasks import SpanQA, Task, TextClassifier, TokenClassifier
+from tfdistil.models.tasks import SpanQA, Task, TextClassifier, TextRegressor, TokenClassifier
 from tfdistil.text.packing import first_piece_values, pack_words
 
 DEFAULT_MAX_ANSWER_LENGTH = 30
@@ -40,6 +40,14 @@ REST_EXAMPLES = {
                 {"probabilities": [0.9, 0.1], "class_ids": 0, "class_names": "entailment"}
             ]
         },
+    },
+    "text_regression": {
+        "request": {"instances": [{"text": "a man is playing a guitar"}]},
+        "response": {"predictions": [{"score": 1.2}]},
+    },
+    "text_pair_regression": {
+        "request": {"instances": [{"text": "a man is playing a guitar", "text_pair": "a man plays the guitar"}]},
+        "response": {"predictions": [{"score": 4.6}]},
     },
     "token_classification": {
         "request": {"instances": [{"text": "EU rejects German call"}]},
@@ -124,7 +132,7 @@ class ServingModule(tf.Module):
     def check_options(cls, model, label_names=None, pair=False, max_answer_length=DEFAULT_MAX_ANSWER_LENGTH):
         """Raise ValueError on options this task cannot take; return the label names to serve."""
         if pair and not cls.accepts_pairs:
-            raise ValueError(f"`pair=True` is for a TextClassifier; got a {type(model).__name__}.")
+            raise ValueError(f"`pair=True` is for a TextClassifier or TextRegressor; got a {type(model).__name__}.")
         if not cls.has_classes:
             if label_names is not None:
                 raise ValueError(
@@ -229,6 +237,40 @@ class TextClassificationServing(ServingModule):
             "class_ids": class_ids,
             "class_names": tf.gather(self._labels(), class_ids),
         }
+
+    def warmup_inputs(self, texts):
+        texts = list(texts)
+        if self._pair:
+            return {"text": texts, "text_pair": list(reversed(texts))}
+        return {"text": texts}
+
+
+class TextRegressionServing(ServingModule):
+    """TextRegressor:
+        serving_default(text: string (batch,)) ->
+            score: float32 (batch,), the model's one output
+        With `pair=True` it also takes `text_pair: string (batch,)` (second segment).
+    """
+
+    kind = "text_regression"
+    model_class = TextRegressor
+    accepts_pairs = True
+    has_classes = False
+
+    @property
+    def input_names(self):
+        return ("text", "text_pair") if self._pair else ("text",)
+
+    @property
+    def rest_example(self):
+        return REST_EXAMPLES["text_pair_regression" if self._pair else self.kind]
+
+    def pack(self, text, text_pair=None):
+        return self.tokenizer(text, text_pair)
+
+    def serve(self, text, text_pair=None):
+        scores = self.run(self.pack(text, text_pair))  # (batch, 1)
+        return {"score": tf.cast(scores, tf.float32)[:, 0]}
 
     def warmup_inputs(self, texts):
         texts = list(texts)
@@ -346,9 +388,10 @@ class SpanQAServing(ServingModule):
         return {"question": ["what is it?"] * len(texts), "context": texts}
 
 
-# Task kind -> how it serves. A new kind (regression, embeddings, ...) adds its subclass here.
+# Task kind -> how it serves. A new kind (embeddings, ...) adds its subclass here.
 SERVING_MODULES = {
-    module.kind: module for module in (TextClassificationServing, TokenClassificationServing, SpanQAServing)
+    module.kind: module
+    for module in (TextClassificationServing, TextRegressionServing, TokenClassificationServing, SpanQAServing)
 }
 
 

@@ -1,10 +1,10 @@
-"""TFLite export of a TextClassifier: token ids in, logits out, tokenizer outside.
+"""TFLite export of a TextClassifier or TextRegressor: token ids in, logits out, tokenizer outside.
 
 `export_tflite(model, path, quantize=..., sequence_length=...)` writes one `.tflite`
 flatbuffer whose single signature ("serving_default") is::
 
     inputs:  token_ids, segment_ids, padding_mask: int32 (batch, sequence_length)
-    outputs: logits: float32 (batch, num_classes)
+    outputs: logits: float32 (batch, num_classes); a TextRegressor's scores, (batch, 1)
 
 Why the tokenizer stays outside
 -------------------------------
@@ -52,17 +52,17 @@ import keras
 import tensorflow as tf
 
 from tfdistil.export.tracking import Unwrapped, tf_variable
-from tfdistil.models.tasks import TextClassifier
+from tfdistil.models.tasks import TextClassifier, TextRegressor
 
 QUANTIZE_MODES = ("float32", "float16", "int8")
 INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
 
 
 def export_tflite(model, path, quantize="float32", sequence_length=128):
-    """Convert a TextClassifier to a builtin-ops-only `.tflite` file.
+    """Convert a TextClassifier or TextRegressor to a builtin-ops-only `.tflite` file.
 
     Args:
-        model: a built tfdistil `TextClassifier` (BERT or DistilBERT backbone).
+        model: a built tfdistil `TextClassifier` or `TextRegressor` (BERT or DistilBERT backbone).
         path: the `.tflite` file to write (parent folders are created). Written to a
             temporary file and renamed into place, so a failed export leaves nothing.
         quantize: "float32" (none), "float16" (float16 weights) or "int8"
@@ -74,16 +74,16 @@ def export_tflite(model, path, quantize="float32", sequence_length=128):
         The written file, as a `Path`.
 
     Raises:
-        ValueError: not a built TextClassifier, an unknown `quantize`, or a bad
-            `sequence_length`. Nothing is written.
+        ValueError: not a built TextClassifier or TextRegressor, an unknown `quantize`, or a
+            bad `sequence_length`. Nothing is written.
     """
-    if not isinstance(model, TextClassifier):
+    if not isinstance(model, (TextClassifier, TextRegressor)):
         raise ValueError(
-            f"export_tflite exports a tfdistil TextClassifier; got {type(model).__name__} "
+            f"export_tflite exports a tfdistil TextClassifier or TextRegressor; got {type(model).__name__} "
             f"{getattr(model, 'name', model)!r}."
         )
     if not model.built:
-        raise ValueError(f"The TextClassifier {model.name!r} is not built.")
+        raise ValueError(f"The {type(model).__name__} {model.name!r} is not built.")
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"`quantize` must be one of {list(QUANTIZE_MODES)}, got {quantize!r}.")
     max_length = model.backbone.max_sequence_length

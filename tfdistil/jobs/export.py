@@ -13,7 +13,14 @@ import os
 from pathlib import Path
 
 from tfdistil.jobs.pipeline import STUDENT_FILES
-from tfdistil.jobs.runs import RunError, check_run_dir, load_run_label_names, load_run_model, load_run_tokenizer
+from tfdistil.jobs.runs import (
+    RunError,
+    check_run_dir,
+    load_run_label_names,
+    load_run_model,
+    load_run_tokenizer,
+    run_config,
+)
 
 FORMATS = ("saved_model", "tflite", "hf")
 DEFAULT_OUT = {"saved_model": "saved_models", "tflite": "exports", "hf": "exports"}
@@ -50,6 +57,12 @@ def _model_card(run_dir, model_name):
     return card
 
 
+def _pairs(run_dir):
+    """Whether the run's model was trained on sentence pairs (its signature then takes `text_pair`)."""
+    recorded = run_config(run_dir)
+    return bool(recorded.get("text_pair_column") or recorded.get("text_pairs"))
+
+
 def export_run(run_dir, format="saved_model", model=None, out=None, name=None, version=None,
                quantize="float32", sequence_length=None):
     """Export a run's model; returns the written path (version folder, .tflite file or HF folder).
@@ -83,7 +96,7 @@ def export_run(run_dir, format="saved_model", model=None, out=None, name=None, v
             from tfdistil.export import export_saved_model
 
             return export_saved_model(model_, tokenizer, out / name, label_names=label_names, version=version,
-                                      model_card=_model_card(run_dir, model_name))
+                                      model_card=_model_card(run_dir, model_name), pair=_pairs(run_dir))
         if format == "tflite":
             from tfdistil.export import export_tflite
 
@@ -111,7 +124,7 @@ def _write_tflite_sidecars(path, tokenizer, label_names, sequence_length, quanti
         "input_dtype": "int32",
         "sequence_length": sequence_length,
         "outputs": ["logits"],
-        "label_names": list(label_names),
+        "label_names": None if label_names is None else list(label_names),
         "quantize": quantize,
         "lowercase": tokenizer.lowercase,
         "strip_accents": tokenizer.strip_accents,

@@ -25,7 +25,7 @@ from tfdistil.jobs.runs import (
     save_run_tokenizer,
     write_json,
 )
-from tfdistil.tasks import get_task
+from tfdistil.tasks import detect_task, get_task
 
 FINETUNE_MODEL = "model"
 TEACHER_MODEL = "teacher"
@@ -75,7 +75,8 @@ def fit_model(task, model, train_ds, dev_ds, *, epochs, steps_per_epoch, learnin
             warnings.filterwarnings("ignore", message=pattern)
         history = fit_run(model, train_ds, dev_ds, epochs=epochs, run_dir=run_dir, name=name,
                           patience=config.training.patience, monitor=monitor, mode=mode,
-                          epoch_variable=epoch_variable, verbose=fit_verbosity(config.training.verbose))
+                          epoch_variable=epoch_variable, verbose=fit_verbosity(config.training.verbose),
+                          callbacks=task.epoch_callbacks(dev_ds))
     _remove_if_empty(os.path.join(run_dir, "backup"))  # fit_run removed this model's backup
     return history_lists(history.history)
 
@@ -114,11 +115,26 @@ def _datasets(task, train, dev, tokenizer, batch_size, seed):
 
 
 def _read(task, config, label_names=None):
-    """(train, dev) of `config.data`; dev (and train, when given) use `label_names`."""
+    """(the declaration for this data (`TaskSpec.for_data`), train, dev) of `config.data`; dev (and
+    train, when given) use `label_names`."""
     _require_files(config)
     train = task.read(config.data.train, config.data, label_names=label_names)
     dev = task.read(config.data.dev, config.data, label_names=train.label_names)
-    return train, dev
+    return task.for_data(train), train, dev
+
+
+def _task(config):
+    """The declaration of `config.data.task`, or of the task detected from the training file."""
+    if config.data.task is not None or config.data.train is None:
+        return get_task(config.data.task or "classification")
+    return get_task(detect_task(config.data.train, config.data))
+
+
+def _log_data(task, train, dev):
+    _log(f"data: {len(train)} train / {len(dev)} dev {task.examples}, {task.describe_data(train)}")
+    detected = getattr(train, "detected", None)  # the layout a text reader found
+    if detected is not None:
+        _log(f"data format: {detected.describe()}; task {task.name}, main metric {task.main_metric}")
 
 
 def _require_files(config):
@@ -195,7 +211,7 @@ def _report_base(config, task, train, dev, policy, reason, start):
     return {
         "name": config.training.name,
         "task": task.name,
-        "label_names": list(train.label_names),
+        "label_names": None if train.label_names is None else list(train.label_names),
         "train_examples": len(train),
         "dev_examples": len(dev),
         **task.report_extras(train),
@@ -223,14 +239,14 @@ def finetune(config):
     from tfdistil.training import precision_scope
 
     config = _as_config(config)
-    task = get_task(config.data.task or "classification")
+    task = _task(config)
     check_teacher_source(config.teacher.hf, config.teacher.preset, config.teacher.vocabulary)
     start = time.time()
-    train, dev = _read(task, config)
+    task, train, dev = _read(task, config)
     with _run_folder(config.run_dir), precision_scope(config.training.precision) as (policy, reason):
         run_dir, _ = _start_run(config, task, {"teacher_learning_rate": _learning_rate(config),
-                                               "resolved_precision": policy})
-        _log(f"data: {len(train)} train / {len(dev)} dev {task.examples}, labels {train.label_names}")
+                                               "resolved_precision": policy, **task.recorded_settings(train)})
+        _log_data(task, train, dev)
         model, tokenizer, history, _ = _train_teacher(task, config, train, dev, run_dir, FINETUNE_MODEL, policy)
         row = task.model_row(FINETUNE_MODEL, model, task.score(model, dev, tokenizer, config.data.batch_size),
                              tokenizer)
@@ -302,7 +318,7 @@ def make_student(task, teacher, config, num_layers, num_classes, sequence_length
         num_heads=s.student_num_heads or t_bb.num_heads, hidden_dim=s.student_hidden_dim or t_bb.hidden_dim,
         intermediate_dim=s.student_intermediate_dim or t_bb.intermediate_dim, max_sequence_length=sequence_length,
     )
-    student = task.head(backbone, num_classes=num_classes, name=name)
+    student = task.build_head(backbone, num_classes, name=name)
     if (backbone.hidden_dim, backbone.num_heads) != (t_bb.hidden_dim, t_bb.num_heads):
         return student, None
     try:
@@ -343,17 +359,17 @@ def distill(config):
     from_run = config.teacher.teacher is not None
     if from_run:
         task, teacher, tokenizer, label_names, histories, source = _teacher_from_run(config, None)
-        train, dev = _read(task, config, label_names=label_names)
+        task, train, dev = _read(task, config, label_names=label_names)
         student_layers = _student_layers(config, teacher)
         resolved = {"task": task.name, "student_layers": student_layers}
     else:
-        task = get_task(config.data.task or "classification")
-        train, dev = _read(task, config)
+        task, train, dev = _read(_task(config), config)
         label_names, histories, source = train.label_names, {}, "models/teacher.keras (this run)"
         resolved = {"teacher_learning_rate": _learning_rate(config)}
+    resolved.update(task.recorded_settings(train))
     with _run_folder(config.run_dir), precision_scope(config.training.precision) as (policy, reason):
         run_dir, same_run = _start_run(config, task, dict(resolved, resolved_precision=policy))
-        _log(f"data: {len(train)} train / {len(dev)} dev {task.examples}, labels {label_names}")
+        _log_data(task, train, dev)
         if from_run:
             save_run_tokenizer(tokenizer, run_dir)
             save_run_label_names(label_names, run_dir)
@@ -388,7 +404,7 @@ def _distil_students(task, config, teacher, student_layers, train, dev, tokenize
         task, train, tokenizer, config.data.augment_copies, batch_size=config.data.batch_size,
         seed=config.training.seed, epoch_variable=epoch,
     ) or (train_ds, steps, 0)
-    args = (task, teacher, config, student_layers, len(train.label_names), tokenizer.sequence_length)
+    args = (task, teacher, config, student_layers, train.num_classes, tokenizer.sequence_length)
     student, layer_map = make_student(*args, name=STUDENT_FILES[DISTILLED])
     # Built before any training, so a seed gives the same students with or without the baseline.
     hard_student = make_student(*args, name=STUDENT_FILES[HARD_LABELS])[0] if s.hard_labels_baseline else None
@@ -455,6 +471,7 @@ def evaluate(run_dir, data, model=None, batch_size=32, output=None, **data_setti
     label_names = load_run_label_names(run_dir)
     tokenizer = load_run_tokenizer(run_dir)
     data_ = task.read(data, RunConfig.from_flat(settings).data, label_names=label_names)
+    task = task.for_data(data_)
     name, model_ = load_run_model(run_dir, model)
     if output is None:
         stem = os.path.splitext(os.path.basename(str(data)))[0]

@@ -4,7 +4,7 @@
       config.json            the job's settings
       vocab.txt              the WordPiece vocabulary
       tokenizer.json         the other `WordPieceTokenizer` arguments (lowercase, sequence_length, ...)
-      label_names.json       label strings, in the model's output order
+      label_names.json       label strings, in the model's output order (null for regression)
       models/<model>.keras   the trained model(s)
       report.json            results
 """
@@ -75,11 +75,12 @@ def load_run_tokenizer(run_dir):
 
 
 def save_run_label_names(label_names, run_dir):
-    write_json(os.path.join(run_dir, LABEL_NAMES_FILE), list(label_names))
+    """label_names.json: the label strings, or null for a model without classes (regression)."""
+    write_json(os.path.join(run_dir, LABEL_NAMES_FILE), None if label_names is None else list(label_names))
 
 
 def load_run_label_names(run_dir):
-    """label_names.json: label strings in the model's output order."""
+    """label_names.json: label strings in the model's output order (None: a regression run)."""
     check_run_dir(run_dir)
     return _read_json(os.path.join(run_dir, LABEL_NAMES_FILE), "label names")
 

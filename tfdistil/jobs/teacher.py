@@ -55,4 +55,4 @@ def build_teacher(task, num_classes, texts, *, hf=None, preset=None, vocabulary=
     if num_layers is not None:
         overrides["num_layers"] = num_layers
     backbone = backbone_class.from_preset(preset, **overrides)
-    return task.head(backbone, num_classes=num_classes, name="teacher"), tokenizer
+    return task.build_head(backbone, num_classes, name="teacher"), tokenizer

@@ -121,31 +121,72 @@ class TextClassifier(Task):
 
     def __init__(self, backbone, num_classes, dropout=0.1, **kwargs):
         _require_backbone(backbone)
-        dtype = backbone.dtype_policy
-        layers = {
-            "classifier_dropout": keras.layers.Dropout(dropout, dtype=dtype, name="classifier_dropout"),
-            "classifier": keras.layers.Dense(num_classes, kernel_initializer=bert_initializer(), dtype=dtype, name="classifier"),
-            "logits": _float32_logits("logits"),
-        }
-        if "pooled_output" not in backbone.output:
-            layers["pre_classifier"] = keras.layers.Dense(
-                backbone.hidden_dim, activation="relu", kernel_initializer=bert_initializer(), dtype=dtype, name="pre_classifier"
-            )
-        self._init_graph(backbone, layers, **kwargs)
+        self._init_graph(backbone, _sequence_head_layers(backbone, num_classes, dropout), **kwargs)
         self.num_classes = num_classes
         self.dropout = dropout
 
     @staticmethod
     def _head(layers, outputs, backbone):
-        if "pre_classifier" in layers:
-            x = layers["pre_classifier"](outputs["sequence_output"][:, 0, :])
-        else:
-            x = outputs["pooled_output"]
-        x = layers["classifier_dropout"](x)
-        return layers["logits"](layers["classifier"](x))
+        return _sequence_head(layers, outputs)
 
     def get_config(self):
         return dict(self._base_config(), num_classes=self.num_classes, dropout=self.dropout)
+
+
+def _sequence_head_layers(backbone, units, dropout):
+    """The layers of HF's *ForSequenceClassification head with `units` outputs: BERT's dropout +
+    Dense on the pooled output; DistilBERT's Dense(hidden, relu) "pre_classifier" on [CLS] first."""
+    dtype = backbone.dtype_policy
+    layers = {
+        "classifier_dropout": keras.layers.Dropout(dropout, dtype=dtype, name="classifier_dropout"),
+        "classifier": keras.layers.Dense(units, kernel_initializer=bert_initializer(), dtype=dtype, name="classifier"),
+        "logits": _float32_logits("logits"),
+    }
+    if "pooled_output" not in backbone.output:
+        layers["pre_classifier"] = keras.layers.Dense(
+            backbone.hidden_dim, activation="relu", kernel_initializer=bert_initializer(), dtype=dtype, name="pre_classifier"
+        )
+    return layers
+
+
+def _sequence_head(layers, outputs):
+    if "pre_classifier" in layers:
+        x = layers["pre_classifier"](outputs["sequence_output"][:, 0, :])
+    else:
+        x = outputs["pooled_output"]
+    x = layers["classifier_dropout"](x)
+    return layers["logits"](layers["classifier"](x))
+
+
+@keras.saving.register_keras_serializable(package="tfdistil")
+class TextRegressor(Task):
+    """Sentence (or sentence-pair) regression, e.g. STS-B similarity: one score a text.
+
+    The head of `TextClassifier` with one output (HF's *ForSequenceClassification with
+    `num_labels=1`, `problem_type="regression"`): BERT's dropout + Dense(1) on the pooled
+    output; DistilBERT's pre_classifier, dropout, Dense(1) on [CLS].
+
+    Args:
+        backbone: a `BertBackbone` or `DistilBertBackbone`.
+        dropout: dropout before the output layer.
+    Returns: scores (batch, 1), float32 (the last axis of size 1, as HF's logits, so that
+    Keras' losses and metrics pair them with (batch,) targets example by example).
+    """
+
+    first_token_head = True
+    num_classes = 1  # outputs of the head, as `TextClassifier.num_classes`
+
+    def __init__(self, backbone, dropout=0.1, **kwargs):
+        _require_backbone(backbone)
+        self._init_graph(backbone, _sequence_head_layers(backbone, 1, dropout), **kwargs)
+        self.dropout = dropout
+
+    @staticmethod
+    def _head(layers, outputs, backbone):
+        return _sequence_head(layers, outputs)
+
+    def get_config(self):
+        return dict(self._base_config(), dropout=self.dropout)
 
 
 @keras.saving.register_keras_serializable(package="tfdistil")

@@ -3,22 +3,24 @@
     from tfdistil.tasks import get_task
     task = get_task("ner")
     data = task.read("train.conll", config.data)
-    model = task.head(backbone, num_classes=data.num_classes)
+    model = task.build_head(backbone, data.num_classes)
 
 Adding a task is a declaration (a `TaskSpec` subclass) registered here, its head
-(`tfdistil.models`) and its reader (`tfdistil.data`). Kinds that later issues fill in:
-"regression" (STS-B), "qa" (SQuAD spans), "embedding" (sentence vectors), "general"
+(`tfdistil.models`) and its reader (`tfdistil.data`): `regression` is the example. Kinds that
+later issues fill in: "qa" (SQuAD spans), "embedding" (sentence vectors), "general"
 (distillation on raw text)."""
 from tfdistil.tasks.base import InputError, TaskSpec
 from tfdistil.tasks.classification import Classification
 from tfdistil.tasks.ner import NER
+from tfdistil.tasks.regression import Regression
 
-TASKS = {spec.name: spec for spec in (Classification(), NER())}
-PLANNED = ("regression", "qa", "embedding", "general")
+TASKS = {spec.name: spec for spec in (Classification(), NER(), Regression())}
+PLANNED = ("qa", "embedding", "general")
 
 
 def get_task(name):
-    """The declaration of task `name` ("classification", "ner"); ValueError naming the known ones."""
+    """The declaration of task `name` ("classification", "ner", "regression"); ValueError naming
+    the known ones."""
     if isinstance(name, TaskSpec):
         return name
     try:
@@ -26,6 +28,23 @@ def get_task(name):
     except KeyError:
         planned = f"; planned: {list(PLANNED)}" if name in PLANNED else ""
         raise ValueError(f"unknown task {name!r}; tasks: {sorted(TASKS)}{planned}") from None
+
+
+def detect_task(path, data_config=None):
+    """The task name of a training file when none is given: "regression" for a layout whose labels
+    are float scores (GLUE STS-B), else "classification". A file the text readers cannot place
+    (a CoNLL file, a missing one) is "classification" too: its reader then says what is wrong.
+    `data_config` (a `DataConfig`) gives the columns to look for."""
+    from tfdistil.data.readers import DataError, detect_format
+
+    columns = {}
+    if data_config is not None:
+        columns = dict(text_column=data_config.text_column, label_column=data_config.label_column,
+                       text_pair_column=data_config.text_pair_column)
+    try:
+        return "regression" if detect_format(path, **columns).regression else "classification"
+    except DataError:
+        return "classification"
 
 
 def task_of_model(model):
@@ -37,4 +56,5 @@ def task_of_model(model):
                      f"{[spec.head.__name__ for spec in TASKS.values()]}")
 
 
-__all__ = ["InputError", "TaskSpec", "Classification", "NER", "TASKS", "get_task", "task_of_model"]
+__all__ = ["InputError", "TaskSpec", "Classification", "NER", "Regression", "TASKS", "detect_task", "get_task",
+           "task_of_model"]

@@ -3,7 +3,9 @@ which task they are running.
 
 A declaration is a `TaskSpec` subclass: how its files are read, the head it puts on a backbone
 and its fine-tuning loss, how the Distiller compares teacher and student outputs, its metrics,
-report rows and plots, how `predict` reads and prints, and its serving signature."""
+report rows and plots, how `predict` reads and prints, and its serving signature. What depends
+on the data set (the main metric of a GLUE task) comes from `for_data`."""
+import copy
 import os
 
 
@@ -29,10 +31,35 @@ class TaskSpec:
     data_settings = ()
     plots = ()             # PNG files of a distillation run's report besides training_curves.png
 
+    def build_head(self, backbone, num_classes, name=None):
+        """The task model on `backbone` with `num_classes` outputs (the data's `num_classes`)."""
+        return self.head(backbone, num_classes=num_classes, name=name)
+
+    def for_data(self, data):
+        """This declaration for a data set (e.g. the main metric and the early-stopping monitor of
+        its GLUE layout): itself, or a specialised copy (`with_main_metric`)."""
+        return self
+
+    def with_main_metric(self, metric, mode="max"):
+        """A copy reporting and early-stopping on `metric` (logged as `val_<metric>`)."""
+        spec = copy.copy(self)
+        spec.main_metric = metric
+        spec.finetune_monitor = spec.distill_monitor = (f"val_{metric}", mode)
+        return spec
+
     # ----- data
     def read(self, path, data_config, label_names=None):
         """The examples of `path` (DataError naming the file, line and value on bad input)."""
         raise NotImplementedError
+
+    def describe_data(self, data):
+        """What the run log says about the labels of the training data."""
+        return f"labels {data.label_names}"
+
+    def recorded_settings(self, data):
+        """What the run's config.json records about the training data (e.g. whether examples are
+        sentence pairs, for `predict` and the export), besides the settings."""
+        return {}
 
     def vocabulary_texts(self, data):
         """Strings a WordPiece vocabulary is learned from when a preset comes without one."""
@@ -57,6 +84,11 @@ class TaskSpec:
 
     def distill_metrics(self):
         return ["accuracy"]
+
+    def epoch_callbacks(self, dev_dataset):
+        """Keras callbacks that add the task's whole-dev-set metrics (`val_<name>`) to each epoch's
+        logs, for metrics Keras does not log itself (see `tfdistil.tasks.metrics.DevMetrics`)."""
+        return []
 
     def ignored_warnings(self):
         """Warning message patterns that fitting this head raises by design."""

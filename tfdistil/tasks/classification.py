@@ -1,7 +1,17 @@
-"""Text classification, single sentences and sentence pairs: a label a text."""
+"""Text classification, single sentences and sentence pairs: a label a text.
+
+Scored as GLUE scores it (scikit-learn): accuracy always, F1 of the positive class (class 1) for
+binary tasks, Matthews correlation. The main metric (the summary's, early stopping's) comes from
+the detected layout: F1 for GLUE MRPC, MCC for GLUE CoLA, accuracy otherwise."""
 import numpy as np
 
 from tfdistil.tasks.base import InputError, TaskSpec
+
+# Detected data layout (`tfdistil.data.DataFormat.name`) -> main metric, when not accuracy.
+GLUE_MAIN_METRICS = {"glue-mrpc": "f1", "glue-cola": "mcc"}
+METRIC_TITLES = {"accuracy": "accuracy", "f1": "F1", "mcc": "MCC"}
+# Columns of report.md besides MODEL_COLUMNS' accuracy: the main metric when it is another one.
+METRIC_COLUMNS = {"f1": ("f1", "dev F1", "{:.4f}"), "mcc": ("mcc", "dev MCC", "{:.4f}")}
 
 MODEL_COLUMNS = [
     ("model", "model", "{}"),
@@ -29,13 +39,22 @@ class Classification(TaskSpec):
 
         return TextClassifier
 
+    def for_data(self, data):
+        detected = getattr(data, "detected", None)
+        metric = GLUE_MAIN_METRICS.get(detected.name) if detected is not None else None
+        return self if metric is None else self.with_main_metric(metric)
+
     def read(self, path, data_config, label_names=None):
         from tfdistil.data import read_text_classification
 
+        # Classes only: a file of float scores (GLUE STS-B) is a `regression` task's.
         return read_text_classification(
             path, text_column=data_config.text_column, label_column=data_config.label_column,
-            text_pair_column=data_config.text_pair_column, label_names=label_names,
+            text_pair_column=data_config.text_pair_column, label_names=label_names, regression=False,
         )
+
+    def recorded_settings(self, data):
+        return {"text_pairs": data.text_pairs is not None}
 
     def vocabulary_texts(self, data):
         return data.texts + (data.text_pairs or [])
@@ -58,11 +77,23 @@ class Classification(TaskSpec):
     def finetune_metrics(self):
         return ["accuracy"]
 
+    def epoch_callbacks(self, dev_dataset):
+        if self.main_metric == "accuracy":
+            return []  # Keras logs val_accuracy itself
+        from tfdistil.tasks.metrics import DevMetrics, classification_scores
+
+        def compute(y_true, logits):
+            return classification_scores(y_true, np.argmax(logits, axis=-1), logits.shape[-1], ("f1", "mcc"))
+
+        return [DevMetrics(dev_dataset, compute)]
+
     def score(self, model, data, tokenizer, batch_size):
         from tfdistil import evaluation
+        from tfdistil.tasks.metrics import classification_scores
 
         ds = self.dataset(data, tokenizer, batch_size, log_truncation=False)
-        return {"accuracy": evaluation.accuracy(model, ds)}
+        y_true, y_pred = evaluation.predict_labels(model, ds)
+        return classification_scores(y_true, y_pred, len(data.label_names))
 
     def model_row(self, label, model, scores, tokenizer):
         from tfdistil import evaluation
@@ -70,7 +101,7 @@ class Classification(TaskSpec):
         length = int(tokenizer.sequence_length)
         return {
             "model": label,
-            "accuracy": scores["accuracy"],
+            **scores,
             "parameters": int(model.count_params()),
             "size_mb": evaluation.size_on_disk_mb(model),
             "latency_ms_batch1": evaluation.latency_ms(model, 1, length),
@@ -81,18 +112,29 @@ class Classification(TaskSpec):
         for row in rows:
             for b in (1, 32):
                 row[f"speedup_batch{b}"] = rows[0][f"latency_ms_batch{b}"] / row[f"latency_ms_batch{b}"]
+        metric = self.main_metric
+        if metric == "accuracy":
+            if len(rows) == 1:
+                return f"Dev accuracy {rows[0]['accuracy']:.2%}."
+            versus = f" vs hard labels only {rows[2]['accuracy']:.1%}" if len(rows) > 2 else ""
+            return (f"Teacher {rows[0]['accuracy']:.1%}; student distilled {rows[1]['accuracy']:.1%}{versus}; "
+                    f"student is {rows[1]['speedup_batch32']:.2f}x faster at batch 32.")
+        title = METRIC_TITLES[metric]
         if len(rows) == 1:
-            return f"Dev accuracy {rows[0]['accuracy']:.2%}."
-        versus = f" vs hard labels only {rows[2]['accuracy']:.1%}" if len(rows) > 2 else ""
-        return (f"Teacher {rows[0]['accuracy']:.1%}; student distilled {rows[1]['accuracy']:.1%}{versus}; "
+            return f"Dev {title} {rows[0][metric]:.4f} (accuracy {rows[0]['accuracy']:.2%})."
+        versus = f" vs hard labels only {rows[2][metric]:.4f}" if len(rows) > 2 else ""
+        return (f"Dev {title}: teacher {rows[0][metric]:.4f}; student distilled {rows[1][metric]:.4f}{versus}; "
                 f"student is {rows[1]['speedup_batch32']:.2f}x faster at batch 32.")
 
     def markdown(self, report):
         from tfdistil.report import markdown_table
 
+        columns = list(MODEL_COLUMNS)
+        if self.main_metric in METRIC_COLUMNS:
+            columns.insert(2, METRIC_COLUMNS[self.main_metric])
         lines = [
             f"# Run `{report['name']}`", "", report.get("summary", ""), "",
-            markdown_table(report["models"], MODEL_COLUMNS), "",
+            markdown_table(report["models"], columns), "",
             f"Precision: `{report['precision']}` ({report['precision_reason']}). "
             f"Dev set: {report['dev_examples']} examples. Wall time: {report['wall_time_s']:.0f} s.", "",
         ]
@@ -114,6 +156,7 @@ class Classification(TaskSpec):
         import os
 
         from tfdistil import evaluation, report
+        from tfdistil.tasks.metrics import classification_scores
 
         ds = self.dataset(data, tokenizer, batch_size, log_truncation=False)
         y_true, y_pred = evaluation.predict_labels(model, ds)
@@ -126,6 +169,8 @@ class Classification(TaskSpec):
             "examples": int(len(y_true)),
             "correct": int(np.sum(y_true == y_pred)),
             "accuracy": float(np.mean(y_true == y_pred)),
+            **classification_scores(y_true, y_pred, len(names), ("f1", "mcc")),
+            "main_metric": self.main_metric,
             "label_names": list(names),
             "confusion_matrix": confusion.tolist(),
             "confusion_matrix_png": plot,
@@ -133,13 +178,7 @@ class Classification(TaskSpec):
 
     def parse_inputs(self, lines, run_config):
         """Texts, or (first, second) pairs 'first<TAB>second' for a run trained on pairs."""
-        if not run_config.get("text_pair_column"):
-            return list(lines)
-        for number, text in enumerate(lines, 1):
-            if "\t" not in text:
-                raise InputError(f"input {number} ({text[:60]!r}) has no TAB: this run was trained on sentence "
-                                 "pairs; give each as 'first<TAB>second'")
-        return [tuple(text.split("\t", 1)) for text in lines]
+        return parse_text_inputs(lines, run_config)
 
     def predict(self, model, tokenizer, label_names, inputs, batch_size):
         """label<TAB>probability<TAB>input of each input."""
@@ -149,22 +188,40 @@ class Classification(TaskSpec):
 
     def probabilities(self, model, tokenizer, label_names, inputs, batch_size):
         """(label, probability) of each text or (first, second) pair, in input order."""
-        import tensorflow as tf
-
-        from tfdistil import evaluation
-
         results = []
-        infer = evaluation.inference_function(model)
-        for i in range(0, len(inputs), batch_size):
-            chunk = inputs[i: i + batch_size]
-            if chunk and isinstance(chunk[0], tuple):
-                segments = [tf.constant([a for a, _ in chunk], tf.string), tf.constant([b for _, b in chunk], tf.string)]
-            else:
-                segments = [tf.constant(chunk, tf.string)]
-            logits = np.asarray(infer(tokenizer(*segments)), dtype=np.float64)  # (batch, classes)
+        for logits in text_outputs(model, tokenizer, inputs, batch_size):
+            logits = np.asarray(logits, dtype=np.float64)  # (batch, classes)
             logits -= logits.max(axis=-1, keepdims=True)
             probs = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
             for row in probs:
                 k = int(np.argmax(row))
                 results.append((label_names[k], float(row[k])))
         return results
+
+
+def parse_text_inputs(lines, run_config):
+    """`predict`'s lines as texts, or as (first, second) pairs 'first<TAB>second' for a run trained
+    on pairs (a text_pair_column, or a layout of two texts such as GLUE MRPC's and STS-B's)."""
+    if not (run_config.get("text_pair_column") or run_config.get("text_pairs")):
+        return list(lines)
+    for number, text in enumerate(lines, 1):
+        if "\t" not in text:
+            raise InputError(f"input {number} ({text[:60]!r}) has no TAB: this run was trained on sentence "
+                             "pairs; give each as 'first<TAB>second'")
+    return [tuple(text.split("\t", 1)) for text in lines]
+
+
+def text_outputs(model, tokenizer, inputs, batch_size):
+    """The model's outputs (numpy) on texts or (first, second) pairs, one array a batch, in order."""
+    import tensorflow as tf
+
+    from tfdistil import evaluation
+
+    infer = evaluation.inference_function(model)
+    for i in range(0, len(inputs), batch_size):
+        chunk = inputs[i: i + batch_size]
+        if chunk and isinstance(chunk[0], tuple):
+            segments = [tf.constant([a for a, _ in chunk], tf.string), tf.constant([b for _, b in chunk], tf.string)]
+        else:
+            segments = [tf.constant(chunk, tf.string)]
+        yield np.asarray(infer(tokenizer(*segments)))

@@ -173,14 +173,15 @@ def fit_resumable(model, train_data, *, epochs, backup_dir, validation_data=None
 
 
 def fit_run(model, train_data, validation_data, *, epochs, run_dir, name, patience=None, monitor="val_accuracy",
-            mode="max", epoch_variable=None, save_every=100, verbose="auto"):
+            mode="max", epoch_variable=None, save_every=100, verbose="auto", callbacks=()):
     """`fit_resumable` for a model of a run: TensorBoard logs in `run_dir/logs/<name>`, backups
-    in `run_dir/backup/<name>` (removed once finished)."""
+    in `run_dir/backup/<name>` (removed once finished). `callbacks` run before TensorBoard, so the
+    logs they add (a task's dev metrics) are written too."""
     from tfdistil.training.callbacks import run_callbacks
 
     return fit_resumable(
         model, train_data, epochs=epochs, backup_dir=os.path.join(run_dir, "backup", name),
-        validation_data=validation_data, callbacks=run_callbacks(run_dir, name, backup=False),
+        validation_data=validation_data, callbacks=[*callbacks, *run_callbacks(run_dir, name, backup=False)],
         epoch_variable=epoch_variable, save_every=save_every, monitor=monitor, mode=mode, patience=patience,
         verbose=verbose,
     )
