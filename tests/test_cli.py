@@ -314,6 +314,7 @@ def test_evaluate_on_a_jsonl_file(runs):
     for t, p in zip(data.labels, preds):
         expected[t, p] += 1
     assert cm.tolist() == expected.tolist()
+    assert open(written["confusion_matrix_png"], "rb").read(8) == PNG_MAGIC
 
 
 def test_confusion_matrix_rows_are_true_labels(monkeypatch, tmp_path):
@@ -332,7 +333,6 @@ def test_confusion_matrix_rows_are_true_labels(monkeypatch, tmp_path):
     result = task.evaluate("m", None, data, None, 8, str(tmp_path / "e.json"))
     assert result["confusion_matrix"] == [[1, 2], [0, 2]]
     assert result["correct"] == 3 and result["accuracy"] == pytest.approx(0.6)
-    assert open(written["confusion_matrix_png"], "rb").read(8) == PNG_MAGIC
 
 
 def test_evaluate_default_model_and_output(runs, tmp_path):
