@@ -230,7 +230,10 @@ def _read_utf8(path) -> str:
         raise _error(p, "file not found")
     if p.is_dir():
         raise _error(p, "is a directory, expected a data file")
-    raw = p.read_bytes()
+    try:
+        raw = p.read_bytes()
+    except OSError as e:  # no read permission, an I/O error, ...
+        raise _error(p, f"cannot read it: {e.strerror or e}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -297,9 +300,30 @@ def _sorted_label_names(values) -> list[str]:
     return sorted(unique)
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _check_one_label_kind(path, labels, lines):
+    """Numeric labels and text labels in one column ("1" and "positive") are two spellings of the
+    classes, not four classes: a DataError naming the first line that changes kind."""
+    first_kind = None
+    for label, line in zip(labels, lines):
+        kind = "numeric" if _NUMBER.fullmatch(label) else "text"
+        if first_kind is None:
+            first_kind, first_line, first_label = kind, line, label
+        elif kind != first_kind:
+            raise _error(
+                path,
+                f"label {_show(label)} is {kind} but line {first_line} has the {first_kind} label "
+                f"{_show(first_label)}: a label column holds either numbers or names, not both",
+                line=line, value=label,
+            )
+
+
 def _label_ids(path, labels: Sequence[str], lines: Sequence[int], label_names):
     """(int32 ids, label names); an unknown label is a DataError naming its line."""
     if label_names is None:
+        _check_one_label_kind(path, labels, lines)
         label_names = _sorted_label_names(labels)
     index = {name: i for i, name in enumerate(label_names)}
     ids = np.empty(len(labels), dtype=np.int32)

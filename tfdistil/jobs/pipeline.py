@@ -12,6 +12,8 @@ import shutil
 import time
 import warnings
 
+import numpy as np
+
 from tfdistil.jobs.config import RunConfig
 from tfdistil.jobs.runs import (
     RunError,
@@ -120,7 +122,21 @@ def _read(task, config, label_names=None):
     _require_files(config)
     train = task.read(config.data.train, config.data, label_names=label_names)
     dev = task.read(config.data.dev, config.data, label_names=train.label_names)
+    _warn_missing_classes(dev)
     return task.for_data(train), train, dev
+
+
+def _warn_missing_classes(dev):
+    """A dev set without some classes never scores them: say which (not an error: a small dev set
+    may lack a rare class)."""
+    names = getattr(dev, "label_names", None)
+    labels = getattr(dev, "labels", None)
+    if not names or labels is None or getattr(dev, "regression", False):
+        return
+    present = set(np.asarray(labels).tolist())
+    missing = [name for i, name in enumerate(names) if i not in present]
+    if missing:
+        _log(f"warning: {dev.path} has no example of the classes {missing}")
 
 
 def _task(config):
