@@ -185,10 +185,7 @@ class _Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("save_every, at_batch, saved_batch", [(2, 2, 2), (5, None, 5)],
-                         ids=["mid_epoch", "in_validation"])
-def test_early_stopping_state_survives_an_interruption_and_best_weights_come_back(
-        tmp_path, save_every, at_batch, saved_batch):
+def test_early_stopping_state_survives_an_interruption_and_best_weights_come_back(tmp_path):
     """A model that gets worse every epoch by its monitor (val_loss under mode "max", while plain
     SGD lowers the loss) stops `patience` = 2 epochs after its best, the first, with that epoch's
     weights. Interrupted in its last epoch (mid-epoch, or in the validation after the epoch's last
@@ -212,10 +209,10 @@ def test_early_stopping_state_survives_an_interruption_and_best_weights_come_bac
         def on_epoch_end(self, epoch, logs=None):
             saved[epoch] = [w.copy() for w in self.model.get_weights()]
 
-    fit = dict(epochs=6, validation_data=ds, monitor="val_loss", mode="max", patience=2, save_every=save_every,
-               verbose=0)
+    fit = dict(epochs=6, validation_data=ds, monitor="val_loss", mode="max", patience=2, verbose=0)
     reference = make()
-    want = fit_resumable(reference, ds, backup_dir=str(tmp_path / "ref"), callbacks=[Snapshot()], **fit).history
+    want = fit_resumable(reference, ds, backup_dir=str(tmp_path / "ref"), callbacks=[Snapshot()], save_every=2,
+                         **fit).history
     losses = want["val_loss"]
     # The uninterrupted run: best at epoch 1, two epochs without improvement, stopped after epoch 3.
     assert int(np.argmax(losses)) == 0 and len(losses) == 3, losses
@@ -223,22 +220,26 @@ def test_early_stopping_state_survives_an_interruption_and_best_weights_come_bac
         np.testing.assert_array_equal(got, expected)
     assert not np.array_equal(saved[2][0], saved[0][0])  # restoring the best epoch's weights is seen
 
-    backup = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
-        fit_resumable(make(), ds, backup_dir=str(backup), callbacks=[_Interrupt(2, at_batch)], **fit)
-    state = json.loads((backup / "state.json").read_text())
-    assert (state["epoch"], state["batch"]) == (2, saved_batch)
-    assert (state["best_epoch"], state["wait"], state["stopped"]) == (0, 1, False)
-    np.testing.assert_allclose(state["best"], losses[0], rtol=1e-6)
+    # Saves every 2 batches, interrupted after batch index 2 (3 of 5 done, 2 saved); or saves
+    # every 5, interrupted in validation (all 5 saved: the resumed epoch has no batch to train).
+    for name, save_every, at_batch, saved_batch in [("mid_epoch", 2, 2, 2), ("in_validation", 5, None, 5)]:
+        backup = tmp_path / name
+        with pytest.raises(KeyboardInterrupt):
+            fit_resumable(make(), ds, backup_dir=str(backup), callbacks=[_Interrupt(2, at_batch)],
+                          save_every=save_every, **fit)
+        state = json.loads((backup / "state.json").read_text())
+        assert (state["epoch"], state["batch"]) == (2, saved_batch), name
+        assert (state["best_epoch"], state["wait"], state["stopped"]) == (0, 1, False), name
+        np.testing.assert_allclose(state["best"], losses[0], rtol=1e-6, err_msg=name)
 
-    resumed = make()
-    got = fit_resumable(resumed, ds, backup_dir=str(backup), **fit).history
-    assert sorted(got) == sorted(want) == ["accuracy", "loss", "val_accuracy", "val_loss"]
-    for key in want:
-        np.testing.assert_allclose(got[key], want[key], rtol=1e-5, err_msg=key)
-    for got_weight, expected in zip(resumed.get_weights(), saved[0]):
-        np.testing.assert_allclose(got_weight, expected, rtol=1e-5, atol=1e-6)
-    assert not backup.exists()
+        resumed = make()
+        got = fit_resumable(resumed, ds, backup_dir=str(backup), save_every=save_every, **fit).history
+        assert sorted(got) == sorted(want) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-5, err_msg=f"{name}: {key}")
+        for got_weight, expected in zip(resumed.get_weights(), saved[0]):
+            np.testing.assert_allclose(got_weight, expected, rtol=1e-5, atol=1e-6, err_msg=name)
+        assert not backup.exists()
     with pytest.raises(ValueError, match="mode"):
         fit_resumable(resumed, ds, epochs=1, backup_dir=str(tmp_path / "c"), mode="up")
 

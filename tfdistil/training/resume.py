@@ -177,8 +177,11 @@ def fit_resumable(model, train_data, *, epochs, backup_dir, validation_data=None
         extra = [_Backup(save, epoch, skip, save_every)]
         if verbose:
             extra.append(_Progbar(epochs))
-        h = model.fit(data, validation_data=validation_data, initial_epoch=epoch, epochs=epoch + 1,
-                      verbose=verbose, shuffle=False, callbacks=[*first, *callbacks, *extra])
+        with warnings.catch_warnings():
+            if skip:  # all the epoch's batches were done before the kill: none left is expected
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+            h = model.fit(data, validation_data=validation_data, initial_epoch=epoch, epochs=epoch + 1,
+                          verbose=verbose, shuffle=False, callbacks=[*first, *callbacks, *extra])
         logs = dict(h.history)
         if skip and train_logs:
             # Killed after the epoch's last batch (in validation): no batch left to train, and
