@@ -1,5 +1,6 @@
 """`fit_resumable`: a run killed mid-epoch resumes at the batch where it stopped and ends with
-the weights of the run that was never killed; the epoch-seeded shuffle it relies on.
+the weights, history and early-stopping decisions of the run that was never killed; the
+epoch-seeded shuffle it relies on.
 
 The reference is the same script run without a kill, in its own process: nothing here is
 an output of the resumed run compared with itself."""
@@ -10,11 +11,13 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfdistil.data import load_sentiment_dataset, make_classification_dataset
+from tfdistil.models import BertBackbone, TextClassifier
 from tfdistil.text import WordPieceTokenizer, learn_vocabulary
 from tfdistil.training import fit_resumable
 
@@ -120,7 +123,12 @@ def test_killed_mid_epoch_resumes_at_the_batch_and_matches_the_uninterrupted_run
     history = json.loads((run_dir / "history.json").read_text())
     reference_history = json.loads((reference_dir / "history.json").read_text())
     assert len(history["loss"]) == 3
-    np.testing.assert_allclose(history["val_loss"], reference_history["val_loss"], rtol=1e-5)
+    # The interrupted epoch's training loss and accuracy are over all its 12 batches, the 5
+    # before the kill included, as in the run that was never killed.
+    assert sorted(history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert sorted(reference_history) == sorted(history)
+    for key in history:
+        np.testing.assert_allclose(history[key], reference_history[key], rtol=1e-5, err_msg=key)
     assert not (run_dir / "backup").exists()  # a finished run removes its backup
 
 
@@ -156,48 +164,92 @@ def test_epoch_seeded_shuffle_is_a_function_of_seed_and_epoch():
     assert not np.array_equal(unshuffled, e0)
 
 
-def test_early_stopping_state_survives_and_best_weights_come_back(tmp_path):
-    """A model that gets worse every epoch (learning rate far too high) stops after `patience`
-    epochs without improvement and ends with the weights of its best epoch (the first)."""
-    import keras
+class _Interrupt(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt (as a Ctrl-C would) in `epoch`: after batch index `batch` ends, or
+    once validation starts (`batch` None). The epoch is told by `on_epoch_begin`, which fit calls
+    with the run's epoch number (`initial_epoch`)."""
 
-    data, tokenizer = _tiny_data()
-    keras.utils.set_random_seed(0)
-    from tfdistil.models import BertBackbone, TextClassifier
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self._at, self._batch, self._epoch = epoch, batch, None
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._epoch == self._at and batch == self._batch:
+            raise KeyboardInterrupt
+
+    def on_test_begin(self, logs=None):
+        if self._epoch == self._at and self._batch is None:
+            raise KeyboardInterrupt
+
+
+def test_early_stopping_state_survives_an_interruption_and_best_weights_come_back(tmp_path):
+    """A model that gets worse every epoch by its monitor (val_loss under mode "max", while plain
+    SGD lowers the loss) stops `patience` = 2 epochs after its best, the first, with that epoch's
+    weights. Interrupted in its last epoch (mid-epoch, or in the validation after the epoch's last
+    batch), when `wait` is 1, and resumed into a new model, it stops after the same epoch with the
+    same weights and history: `best`, `wait` and the best weights came through the backup."""
+    data, tokenizer = _tiny_data()  # 40 examples: 5 batches of 8
     ds = make_classification_dataset(data, tokenizer, 8, bucket_boundaries=None, log_truncation=False)
-    backbone = BertBackbone(vocabulary_size=tokenizer.vocabulary_size(), num_layers=1, num_heads=2, hidden_dim=8,
-                            intermediate_dim=16, max_sequence_length=24, dropout=0.0)
-    model = TextClassifier(backbone, num_classes=2)
-    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+    def make():
+        keras.utils.set_random_seed(0)
+        backbone = BertBackbone(vocabulary_size=tokenizer.vocabulary_size(), num_layers=1, num_heads=2, hidden_dim=8,
+                                intermediate_dim=16, max_sequence_length=24, dropout=0.0)
+        model = TextClassifier(backbone, num_classes=2)
+        model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        return model
+
     saved = {}
 
     class Snapshot(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             saved[epoch] = [w.copy() for w in self.model.get_weights()]
 
-    # Monitor the training loss negated by mode: "max" on loss means "worse is better" so that
-    # every epoch after the first is a non-improvement under a plain decreasing loss.
-    history = fit_resumable(model, ds, epochs=6, backup_dir=str(tmp_path / "b"), validation_data=ds,
-                            callbacks=[Snapshot()], monitor="val_loss", mode="max", patience=2, verbose=0)
-    losses = history.history["val_loss"]
-    best = int(np.argmax(losses))
-    # It stopped two epochs after the best one (or ran out of epochs).
-    assert len(losses) == min(6, best + 3)
-    for got, want in zip(model.get_weights(), saved[best]):
-        np.testing.assert_array_equal(got, want)
+    fit = dict(epochs=6, validation_data=ds, monitor="val_loss", mode="max", patience=2, verbose=0)
+    reference = make()
+    want = fit_resumable(reference, ds, backup_dir=str(tmp_path / "ref"), callbacks=[Snapshot()], save_every=2,
+                         **fit).history
+    losses = want["val_loss"]
+    # The uninterrupted run: best at epoch 1, two epochs without improvement, stopped after epoch 3.
+    assert int(np.argmax(losses)) == 0 and len(losses) == 3, losses
+    for got, expected in zip(reference.get_weights(), saved[0]):
+        np.testing.assert_array_equal(got, expected)
+    assert not np.array_equal(saved[2][0], saved[0][0])  # restoring the best epoch's weights is seen
+
+    # Saves every 2 batches, interrupted after batch index 2 (3 of 5 done, 2 saved); or saves
+    # every 5, interrupted in validation (all 5 saved: the resumed epoch has no batch to train).
+    for name, save_every, at_batch, saved_batch in [("mid_epoch", 2, 2, 2), ("in_validation", 5, None, 5)]:
+        backup = tmp_path / name
+        with pytest.raises(KeyboardInterrupt):
+            fit_resumable(make(), ds, backup_dir=str(backup), callbacks=[_Interrupt(2, at_batch)],
+                          save_every=save_every, **fit)
+        state = json.loads((backup / "state.json").read_text())
+        assert (state["epoch"], state["batch"]) == (2, saved_batch), name
+        assert (state["best_epoch"], state["wait"], state["stopped"]) == (0, 1, False), name
+        np.testing.assert_allclose(state["best"], losses[0], rtol=1e-6, err_msg=name)
+
+        resumed = make()
+        got = fit_resumable(resumed, ds, backup_dir=str(backup), save_every=save_every, **fit).history
+        assert sorted(got) == sorted(want) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-5, err_msg=f"{name}: {key}")
+        for got_weight, expected in zip(resumed.get_weights(), saved[0]):
+            np.testing.assert_allclose(got_weight, expected, rtol=1e-5, atol=1e-6, err_msg=name)
+        assert not backup.exists()
     with pytest.raises(ValueError, match="mode"):
-        fit_resumable(model, ds, epochs=1, backup_dir=str(tmp_path / "c"), mode="up")
+        fit_resumable(resumed, ds, epochs=1, backup_dir=str(tmp_path / "c"), mode="up")
 
 
 def test_a_distiller_interrupted_mid_epoch_resumes_in_a_new_object(tmp_path):
     """The same for the Distiller (teacher + student, soft and hard terms): interrupted after
     4 of 6 batches of its second epoch (last save after 2), resumed into freshly built models,
-    it ends where the uninterrupted run ends."""
-    import keras
-
+    it ends where the uninterrupted run ends, its history too."""
     from tfdistil.distillation import Distiller
-    from tfdistil.models import BertBackbone, DistilBertBackbone, TextClassifier
+    from tfdistil.models import DistilBertBackbone
     from tfdistil.training import make_optimizer
 
     data, tokenizer = _tiny_data(48)
@@ -221,8 +273,8 @@ def test_a_distiller_interrupted_mid_epoch_resumes_in_a_new_object(tmp_path):
                 raise KeyboardInterrupt
 
     reference = make()
-    fit_resumable(reference, ds, epochs=3, backup_dir=str(tmp_path / "ref"), epoch_variable=epoch, save_every=2,
-                  verbose=0)
+    want = fit_resumable(reference, ds, epochs=3, backup_dir=str(tmp_path / "ref"), epoch_variable=epoch,
+                         save_every=2, verbose=0).history
     with pytest.raises(KeyboardInterrupt):
         fit_resumable(make(), ds, epochs=3, backup_dir=str(tmp_path / "run"), epoch_variable=epoch, save_every=2,
                       callbacks=[Interrupt()], verbose=0)
@@ -233,7 +285,11 @@ def test_a_distiller_interrupted_mid_epoch_resumes_in_a_new_object(tmp_path):
                             save_every=2, verbose=0)
     assert int(resumed.optimizer.iterations.numpy()) == 18
     assert len(history.history["loss"]) == 3
-    for got, want in zip(resumed.student.get_weights(), reference.student.get_weights()):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    for got, want in zip(resumed.teacher.get_weights(), reference.teacher.get_weights()):
-        np.testing.assert_array_equal(got, want)  # frozen
+    # The Distiller's own trackers (total loss and each term) over all batches of the interrupted epoch.
+    assert sorted(history.history) == sorted(want) and len(want) > 1
+    for key in want:
+        np.testing.assert_allclose(history.history[key], want[key], rtol=1e-5, err_msg=key)
+    for got, expected in zip(resumed.student.get_weights(), reference.student.get_weights()):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    for got, expected in zip(resumed.teacher.get_weights(), reference.teacher.get_weights()):
+        np.testing.assert_array_equal(got, expected)  # frozen

@@ -2,14 +2,16 @@
 
 Keras' `BackupAndRestore` resumes at the start of the epoch, so a run killed late in an epoch
 trains it again. Here every `save_every` batches the weights, optimizer, history, early-stopping
-state and position go to `backup_dir`; a new call skips the finished batches, exactly when the
-epoch's order is reproducible (unshuffled data, or a `tfdistil.data` dataset shuffled by an
-`epoch` variable, which this sets). Each epoch is one `model.fit(initial_epoch=e, epochs=e + 1)`.
+state, the epoch's metric states and position go to `backup_dir`; a new call skips the finished
+batches, exactly when the epoch's order is reproducible (unshuffled data, or a `tfdistil.data`
+dataset shuffled by an `epoch` variable, which this sets). Each epoch is one
+`model.fit(initial_epoch=e, epochs=e + 1)`.
 """
 import json
 import os
 import shutil
 import tempfile
+import warnings
 
 import keras
 import numpy as np
@@ -41,6 +43,33 @@ class _Backup(keras.callbacks.Callback):
         done = self._skipped + batch + 1
         if self._every and done % self._every == 0:
             self._save(self._epoch, done)
+
+
+class _ResumeMetrics(keras.callbacks.Callback):
+    """Adds the metric states saved mid-epoch to the resumed epoch's, so that its logged loss and
+    metrics cover the batches before the interruption too.
+
+    Keras builds the compiled metrics while tracing the first step, so the states are added after
+    it, to what that step left: exact for metrics that keep sums starting at zero (totals, counts,
+    confusion counts), as Keras' means, accuracies, precision/recall and F-scores do."""
+
+    def __init__(self, values):
+        super().__init__()
+        self._values = values
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._values is None:
+            return
+        values, self._values = self._values, None
+        variables = self.model.metrics_variables
+        if [np.shape(v) for v in values] != [tuple(v.shape) for v in variables]:
+            warnings.warn("the resumed model's metrics differ from the interrupted run's: the resumed epoch's "
+                          "logged loss and metrics cover only the batches after the resume", stacklevel=2)
+            return
+        for variable, value in zip(variables, values):
+            variable.assign_add(np.asarray(value, dtype=variable.dtype))
+        if logs is not None:  # the dict the later callbacks (progress bar) get
+            logs.update(self.model.get_metrics_result())
 
 
 def _atomic_json(path, value):
@@ -96,7 +125,8 @@ def fit_resumable(model, train_data, *, epochs, backup_dir, validation_data=None
         save_every: batches between saves inside an epoch (0: only at epoch ends).
         monitor, mode, patience: early stopping on `monitor` ("max" or "min") after `patience`
             epochs without improvement, with the best epoch's weights restored at the end
-            (None: no early stopping). Its state is saved too.
+            (None: no early stopping). Its state is saved too, and so are the metric states of
+            the epoch in progress: a resumed epoch logs the loss and metrics of all its batches.
         verbose: Keras' fit verbosity, or "auto" (see `fit_verbosity`): a progress bar on a
             terminal, one line an epoch otherwise.
 
@@ -114,6 +144,8 @@ def fit_resumable(model, train_data, *, epochs, backup_dir, validation_data=None
     os.makedirs(backup_dir, exist_ok=True)
     state = read_backup(backup_dir) or {"epoch": 0, "batch": 0, "history": {}, "best": None, "wait": 0,
                                         "best_epoch": None, "stopped": False}
+    # The interrupted epoch's metric states and logs; the epoch-end saves leave them out.
+    metric_states, train_logs = state.pop("metric_states", None), state.pop("train_logs", None)
     if state["epoch"] or state["batch"]:
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
@@ -126,8 +158,12 @@ def fit_resumable(model, train_data, *, epochs, backup_dir, validation_data=None
 
     def save(epoch, batch):
         _atomic_weights(model, os.path.join(backup_dir, WEIGHTS_FILE))
-        seeds = [np.asarray(v.numpy()).tolist() for v in _seed_states(model)]
-        _atomic_json(os.path.join(backup_dir, STATE_FILE), dict(state, epoch=epoch, batch=batch, seed_states=seeds))
+        saved = dict(state, epoch=epoch, batch=batch, seed_states=[np.asarray(v.numpy()).tolist()
+                                                                   for v in _seed_states(model)])
+        if batch:
+            saved.update(metric_states=[np.asarray(v.numpy()).tolist() for v in model.metrics_variables],
+                         train_logs={key: float(value) for key, value in model.get_metrics_result().items()})
+        _atomic_json(os.path.join(backup_dir, STATE_FILE), saved)
 
     history = state["history"]
     epoch = state["epoch"]
@@ -136,18 +172,29 @@ def fit_resumable(model, train_data, *, epochs, backup_dir, validation_data=None
         if epoch_variable is not None:
             epoch_variable.assign(epoch)
         data = train_data.skip(skip) if skip else train_data
+        # The saved metric states are added before any other callback (a save, the progress bar) sees them.
+        first = [_ResumeMetrics(metric_states)] if skip and metric_states is not None else []
         extra = [_Backup(save, epoch, skip, save_every)]
         if verbose:
             extra.append(_Progbar(epochs))
-        h = model.fit(data, validation_data=validation_data, initial_epoch=epoch, epochs=epoch + 1,
-                      verbose=verbose, shuffle=False, callbacks=[*callbacks, *extra])
-        for key, values in h.history.items():
+        with warnings.catch_warnings():
+            if skip:  # all the epoch's batches were done before the kill: none left is expected
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+            h = model.fit(data, validation_data=validation_data, initial_epoch=epoch, epochs=epoch + 1,
+                          verbose=verbose, shuffle=False, callbacks=[*first, *callbacks, *extra])
+        logs = dict(h.history)
+        if skip and train_logs:
+            # Killed after the epoch's last batch (in validation): no batch left to train, and
+            # fit logs no training loss or metrics; those of the batches before the kill stand.
+            logs = {**{key: [value] for key, value in train_logs.items() if key not in logs}, **logs}
+        metric_states = train_logs = None
+        for key, values in logs.items():
             history.setdefault(key, []).extend(float(v) for v in values)
         if patience is not None:
-            if monitor not in h.history:
+            if monitor not in logs:
                 raise ValueError(f"early stopping monitors {monitor!r}, which fit does not log: "
-                                 f"{sorted(h.history)}")
-            value = float(h.history[monitor][-1])
+                                 f"{sorted(logs)}")
+            value = float(logs[monitor][-1])
             if _improved(value, state["best"], mode):
                 state.update(best=value, wait=0, best_epoch=epoch)
                 _atomic_weights(model, os.path.join(backup_dir, BEST_FILE))
