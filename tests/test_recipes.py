@@ -30,7 +30,7 @@ RUN_NAME = "t"
 MODEL_NAMES = ["teacher", "student (distilled)", "student (hard labels)"]
 LOG_NAMES = ["teacher", "student_distilled", "student_hard_labels"]
 SAVED_MODELS = ["teacher.keras", "student_distilled.keras", "student_hard_labels.keras"]
-ROW_KEYS = {"model", "accuracy", "parameters", "size_mb", "latency_ms_batch1", "latency_ms_batch32",
+ROW_KEYS = {"model", "accuracy", "f1", "mcc", "parameters", "size_mb", "latency_ms_batch1", "latency_ms_batch32",
             "speedup_batch1", "speedup_batch32"}
 ALL_FLAGS = ["--name", "--runs-dir", "--precision", "--seed", "--vocabulary-size", "--sequence-length",
              "--teacher-preset", "--teacher-num-layers", "--teacher-epochs", "--student-epochs", "--batch-size",
