@@ -55,7 +55,8 @@ def reference(folder):
     mask and L2-normalised (what sentence-transformers computes), with HF's tokenizer."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    torch.set_num_threads(2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on 2 shared cores, more threads thrash (6x slower here)
     model = transformers.BertModel.from_pretrained(str(folder)).eval()
     tokenizer = transformers.BertTokenizer.from_pretrained(str(folder))
 
@@ -71,7 +72,8 @@ def reference(folder):
             out.append(torch.nn.functional.normalize(mean, p=2, dim=1).numpy())
         return np.concatenate(out)
 
-    return embed
+    yield embed
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +216,7 @@ def test_load_hf_refuses_what_mean_pooling_cannot_reproduce(folder, tmp_path):
         load_hf(str(dense), task="text_embedding")
 
 
-def test_embedding_task_refuses_training(folder, tmp_path):
+def test_embedding_task_refuses_training(folder, tmp_path, capsys):
     from tfdistil.jobs.runs import RunError
     from tfdistil.tasks import get_task
 
@@ -223,3 +225,16 @@ def test_embedding_task_refuses_training(folder, tmp_path):
         task.finetune_loss()
     with pytest.raises(RunError, match="no training or distillation yet"):
         task.distill_comparison()
+    # The CLI refuses before loading the checkpoint, and leaves no run folder behind.
+    from tfdistil import cli
+
+    data = str(tmp_path / "pairs.tsv")
+    if not STSB_DEV.is_file():
+        pytest.skip(f"{STSB_DEV} not available")
+    lines = STSB_DEV.read_text(encoding="utf-8").splitlines()[:5]
+    (tmp_path / "pairs.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    args = ["--task", "embedding", "--hf", str(folder), "--train", data, "--dev", data,
+            "--runs-dir", str(tmp_path / "runs"), "--name", "emb"]
+    assert cli.main(["finetune", *args]) == 2
+    assert "no training or distillation yet" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / "emb").exists()

@@ -92,15 +92,17 @@ class Embedding(TaskSpec):
         return f"scores from {float(np.min(data.labels)):g} to {float(np.max(data.labels)):g}"
 
     def recorded_settings(self, data):
-        return {}  # not "text_pairs": the model embeds one text at a time (its export takes `text` only)
+        # Asked only by the training jobs (finetune, distill), before they write anything: the
+        # place to refuse them early and cleanly.
+        raise _no_training()
 
     def vocabulary_texts(self, data):
         return data.texts + data.text_pairs
 
+    # ----- training: not yet
     def dataset(self, data, tokenizer, batch_size, **kwargs):
         raise _no_training()
 
-    # ----- training: not yet
     def finetune_loss(self):
         raise _no_training()
 
