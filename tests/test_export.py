@@ -418,7 +418,7 @@ def test_bad_inputs_raise_and_write_nothing(exports, tokenizer, tmp_path):
     tok, _ = tokenizer
     model = models["classifier"]
     root = tmp_path / "models" / "sentiment"
-    with pytest.raises(ValueError, match="TextClassifier, TextRegressor, TokenClassifier or SpanQA.*BertBackbone"):
+    with pytest.raises(ValueError, match="TextClassifier, TextRegressor, TokenClassifier, SpanQA or TextEmbedder.*BertBackbone"):
         export_random(model.backbone, tok, root)
     plain = keras.Sequential([keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="Sequential"):

@@ -22,7 +22,7 @@ import typing
 from tfdistil.jobs.config import DISTILL_DEFAULTS, EMBEDDED_DEFAULTS, FIELDS, FINETUNE_DEFAULTS, PARTS, RunConfig
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")  # tfdistil.training.precision.POLICIES + auto
-TASK_NAMES = ("classification", "ner", "regression")  # tfdistil.tasks.TASKS
+TASK_NAMES = ("classification", "ner", "regression", "embedding")  # tfdistil.tasks.TASKS
 
 FLAG_HELP = {
     "task": "classification: a label a text (.csv/.tsv/.jsonl, sentence pairs with --text-pair-column; GLUE MRPC, "

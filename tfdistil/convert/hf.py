@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from tfdistil.convert.checkpoint import find_weights, normalize_names, read_weights, write_safetensors
-from tfdistil.convert.mapping import ARCHITECTURES, HF_CLASSES, LOAD_ONLY_HF_CLASSES, TASKS
+from tfdistil.convert.mapping import ARCHITECTURES, HF_CLASSES, LOAD_ONLY_HF_CLASSES, TASKS, WEIGHTLESS_TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ def load_hf(path, strict=True, dtype=None, tokenizer_kwargs=None, task=None, num
     | `BertForTokenClassification`       | `TokenClassifier`   | "token_classification" |
     | `BertForQuestionAnswering`         | `SpanQA`            | "question_answering"   |
     | `BertForMaskedLM`                  | `MaskedLM`          | "masked_lm"            |
+    | any of them, sentence-transformers | `TextEmbedder`      | "text_embedding"       |
 
     Fine-tuning a pretrained checkpoint: pass `task` (and `num_classes` for the
     classifiers) to get another model than the checkpoint's. Its backbone is loaded
@@ -68,7 +69,11 @@ def load_hf(path, strict=True, dtype=None, tokenizer_kwargs=None, task=None, num
         tokenizer_kwargs: overrides of the `WordPieceTokenizer` arguments read from
             the folder (e.g. `{"sequence_length": 64}`).
         task: one of "backbone", "text_classification", "text_regression",
-            "token_classification", "question_answering", "masked_lm"; None for the checkpoint's own.
+            "token_classification", "question_answering", "masked_lm", "text_embedding"; None for
+            the checkpoint's own. "text_embedding" (sentence-transformers mean pooling) reads the
+            folder's `modules.json` and `1_Pooling/config.json` when it has them
+            (`sentence_transformers_settings`) and gives a tokenizer that pads each batch to its
+            longest text only (mean pooling ignores padding).
         num_classes: labels of a new classification head; by default the checkpoint's. A
             regressor has one output: `num_classes` is None or 1 for "text_regression".
 
@@ -95,6 +100,8 @@ def load_hf(path, strict=True, dtype=None, tokenizer_kwargs=None, task=None, num
     elif task not in TASKS:
         raise ValueError(f"Unknown task {task!r}. Valid tasks: {', '.join(TASKS)}.")
     check_config(config, arch, task, folder)
+    if task == "text_embedding":
+        tokenizer_kwargs = {**embedding_tokenizer_settings(folder, config), **(tokenizer_kwargs or {})}
 
     checkpoint_classes = num_labels(config) if checkpoint_task in LABELLED_TASKS else None
     new_head = task != checkpoint_task or (
@@ -122,7 +129,7 @@ def load_hf(path, strict=True, dtype=None, tokenizer_kwargs=None, task=None, num
     model = build_model(arch, config, task, num_classes, dtype)
     source = f"{str(folder)!r} ({checkpoint_class})"
     load_weights(model, arch, tensors, task, checkpoint_task, new_head, strict, source)
-    if new_head and task != "backbone":
+    if new_head and task not in ("backbone", *WEIGHTLESS_TASKS):
         logger.info("New %s head initialised on the backbone of %s.", task, folder)
     tokenizer = load_tokenizer(folder, config, tokenizer_kwargs)
     return model, tokenizer
@@ -314,6 +321,8 @@ def build_model(arch, config, task, num_classes, dtype):
         return models.TokenClassifier(backbone, num_classes, dropout=dropout)
     if task == "question_answering":
         return models.SpanQA(backbone, dropout=dropout)
+    if task == "text_embedding":
+        return models.TextEmbedder(backbone)
     return models.MaskedLM(backbone)
 
 
@@ -374,7 +383,7 @@ def load_weights(model, arch, tensors, task, checkpoint_task, new_head, strict, 
         absent = [n for n in names if n not in tensors]
         if absent:
             optional = (
-                (part == "pooler" and not arch.has_pooler(checkpoint_task))
+                (part == "pooler" and (not arch.has_pooler(checkpoint_task) or task in WEIGHTLESS_TASKS))
                 or (part == "head" and new_head)
             )
             if not optional:
@@ -452,6 +461,69 @@ def _mismatch_message(source, missing, unexpected, misshaped, problems, strict=T
     else:
         lines.append("strict=False: missing weights keep their initial values, unexpected ones are skipped.")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- sentence-transformers
+
+# The sentence-transformers modules a mean-pooling embedder is made of.
+ST_TRANSFORMER = "sentence_transformers.models.Transformer"
+ST_POOLING = "sentence_transformers.models.Pooling"
+ST_NORMALIZE = "sentence_transformers.models.Normalize"
+ST_POOLING_MODES = ("pooling_mode_cls_token", "pooling_mode_mean_tokens", "pooling_mode_max_tokens",
+                    "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
+                    "pooling_mode_lasttoken")
+
+
+def sentence_transformers_settings(folder):
+    """{"normalize", "max_seq_length"} of a sentence-transformers folder (`modules.json`), or None
+    for a plain Hugging Face folder (then mean pooling is assumed). ValueError for what a
+    `TextEmbedder` (mean pooling, then L2 normalisation) cannot reproduce: another pooling mode,
+    or modules besides Transformer, Pooling and Normalize (a Dense projection, ...)."""
+    folder = Path(folder)
+    modules = _read_json(folder / "modules.json")
+    if not modules:
+        return None
+    kinds = [module.get("type") for module in modules]
+    others = [kind for kind in kinds if kind not in (ST_TRANSFORMER, ST_POOLING, ST_NORMALIZE)]
+    if others:
+        raise ValueError(
+            f"{str(folder / 'modules.json')!r} lists modules a tfdistil TextEmbedder does not have: "
+            f"{', '.join(map(str, others))}; it supports Transformer, Pooling (mean) and Normalize."
+        )
+    transformer = next((m for m in modules if m.get("type") == ST_TRANSFORMER), None)
+    if transformer is not None and transformer.get("path", "") not in ("", "."):
+        raise ValueError(
+            f"The transformer of the sentence-transformers model in {str(folder)!r} is in the subfolder "
+            f"{transformer['path']!r}: pass that folder to load_hf."
+        )
+    pooling = next((m for m in modules if m.get("type") == ST_POOLING), None)
+    if pooling is None:
+        raise ValueError(f"{str(folder / 'modules.json')!r} lists no Pooling module; a TextEmbedder mean-pools.")
+    pooling_config = _read_json(folder / pooling.get("path", "") / "config.json")
+    mode = pooling_config.get("pooling_mode")  # newer sentence-transformers write the mode by name too
+    modes = [key for key in ST_POOLING_MODES if pooling_config.get(key)]
+    if modes != ["pooling_mode_mean_tokens"] or mode not in (None, "mean"):
+        named = mode or ", ".join(m[len("pooling_mode_"):] for m in modes) or "none"
+        raise ValueError(
+            f"The sentence-transformers model in {str(folder)!r} pools with {named} "
+            f"({str(folder / pooling.get('path', '') / 'config.json')!r}); a tfdistil TextEmbedder supports "
+            "mean pooling (pooling_mode_mean_tokens) only."
+        )
+    settings = _read_json(folder / "sentence_bert_config.json")
+    return {"normalize": ST_NORMALIZE in kinds, "max_seq_length": settings.get("max_seq_length")}
+
+
+def embedding_tokenizer_settings(folder, config):
+    """`WordPieceTokenizer` overrides of a "text_embedding" load: sentence-transformers'
+    `max_seq_length` (when the folder has one) and padding to each batch's longest text."""
+    settings = sentence_transformers_settings(folder)
+    if settings is not None and not settings["normalize"]:
+        logger.info("%s has no Normalize module; the TextEmbedder's embeddings are L2-normalised anyway "
+                    "(cosine similarities are the same).", folder)
+    overrides = {"pad_to_sequence_length": False}
+    if settings is not None and settings["max_seq_length"]:
+        overrides["sequence_length"] = min(int(settings["max_seq_length"]), config.get("max_position_embeddings", 512))
+    return overrides
 
 
 # --------------------------------------------------------------------------- tokenizer

@@ -14,7 +14,10 @@ import dataclasses
 import re
 
 TASKS = ("backbone", "text_classification", "text_regression", "token_classification", "question_answering",
-         "masked_lm")
+         "masked_lm", "text_embedding")
+# Tasks with no weights of their own (mean pooling): any checkpoint's backbone serves them, and
+# `save_hf` has no HF class for them.
+WEIGHTLESS_TASKS = ("text_embedding",)
 
 
 def _dense(ours, hf):

@@ -17,7 +17,7 @@ import tensorflow_text as tf_text
 
 from tfdistil.export.tracking import Unwrapped, tf_variable
 from tfdistil.layers.weight_casts import WeightCasts
-from tfdistil.models.tasks import SpanQA, Task, TextClassifier, TextRegressor, TokenClassifier
+from tfdistil.models.tasks import SpanQA, Task, TextClassifier, TextEmbedder, TextRegressor, TokenClassifier
 from tfdistil.text.packing import first_piece_values, pack_words
 
 DEFAULT_MAX_ANSWER_LENGTH = 30
@@ -61,6 +61,10 @@ REST_EXAMPLES = {
                 }
             ]
         },
+    },
+    "text_embedding": {
+        "request": {"instances": [{"text": "a man is playing a guitar"}]},
+        "response": {"predictions": [{"embedding": [0.021, -0.043, 0.008]}]},
     },
     "question_answering": {
         "request": {"instances": [{"question": "who went home?", "context": "tom went home"}]},
@@ -388,10 +392,30 @@ class SpanQAServing(ServingModule):
         return {"question": ["what is it?"] * len(texts), "context": texts}
 
 
-# Task kind -> how it serves. A new kind (embeddings, ...) adds its subclass here.
+class EmbeddingServing(ServingModule):
+    """TextEmbedder:
+        serving_default(text: string (batch,)) ->
+            embedding: float32 (batch, hidden), unit length (a dot product is the cosine similarity)
+        Texts are padded to the batch's longest one when the tokenizer pads per batch (the
+        `load_hf` default for embedders); mean pooling ignores the padding either way.
+    """
+
+    kind = "text_embedding"
+    model_class = TextEmbedder
+    has_classes = False
+
+    def pack(self, text):
+        return self.tokenizer(text)
+
+    def serve(self, text):
+        return {"embedding": tf.cast(self.run(self.pack(text)), tf.float32)}
+
+
+# Task kind -> how it serves. A new kind adds its subclass here.
 SERVING_MODULES = {
     module.kind: module
-    for module in (TextClassificationServing, TextRegressionServing, TokenClassificationServing, SpanQAServing)
+    for module in (TextClassificationServing, TextRegressionServing, TokenClassificationServing, SpanQAServing,
+                   EmbeddingServing)
 }
 
 

@@ -330,3 +330,66 @@ class MaskedLM(Task):
 
     def get_config(self):
         return self._base_config()
+
+
+@keras.saving.register_keras_serializable(package="tfdistil")
+class TextEmbedder(Task):
+    """Sentence embeddings, as sentence-transformers' mean-pooling models: the mean of the last
+    hidden states over real tokens (`padding_mask`), L2-normalised, so that a dot product is the
+    cosine similarity. No weights besides the backbone's.
+
+    The embedding is always normalised (all-MiniLM-L6-v2 and most sentence-transformers
+    checkpoints end in a Normalize module); cosine similarity does not depend on it.
+
+    Args:
+        backbone: a `BertBackbone` or `DistilBertBackbone`.
+    Returns: embeddings (batch, hidden), float32, unit length.
+    """
+
+    def __init__(self, backbone, **kwargs):
+        from tfdistil.layers.pooler import Pooler
+
+        _require_backbone(backbone)
+        layers = {
+            "mean_pooler": Pooler(mode="mean", dtype=backbone.dtype_policy, name="mean_pooler"),
+            # float32 whatever the policy, as the other heads' logits.
+            "embedding": keras.layers.UnitNormalization(axis=-1, dtype="float32", name="embedding"),
+        }
+        self._init_graph(backbone, layers, **kwargs)
+
+    def _init_graph(self, backbone, head_layers, **kwargs):
+        # The head needs the padding mask, an input the backbone does not return: the graph is
+        # Task's with the mask added to the backbone's outputs.
+        _require_backbone(backbone)
+        inputs = backbone.make_inputs()
+        outputs = self._head(head_layers, dict(backbone(inputs), padding_mask=inputs["padding_mask"]), backbone)
+        super(Task, self).__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.__dict__["_encoder"] = backbone
+        self.backbone = backbone
+        self.dtype_policy = backbone.dtype_policy
+        self.__dict__["_head_layers"] = head_layers
+        self.__dict__["_intermediate_models"] = {}
+
+    def intermediate_model(self, output_hidden_states=True, output_attention_scores=True):
+        """As `Task.intermediate_model`, the embedding under `logits`."""
+        key = (output_hidden_states, output_attention_scores)
+        if key not in self._intermediate_models:
+            inputs = self.backbone.make_inputs()
+            full = self.backbone.intermediate_model(output_hidden_states, output_attention_scores)(inputs)
+            pooled = dict(full, padding_mask=inputs["padding_mask"])
+            outputs = {"logits": self._head(self._head_layers, pooled, self.backbone)}
+            for name in ("hidden_states", "attention_scores"):
+                if name in full:
+                    outputs[name] = full[name]
+            self._intermediate_models[key] = InputSelectingModel(
+                inputs, outputs, self.backbone.max_sequence_length, name=f"{self.name}_intermediate"
+            )
+        return self._intermediate_models[key]
+
+    @staticmethod
+    def _head(layers, outputs, backbone):
+        pooled = layers["mean_pooler"](outputs["sequence_output"], padding_mask=outputs["padding_mask"])
+        return layers["embedding"](pooled)
+
+    def get_config(self):
+        return self._base_config()

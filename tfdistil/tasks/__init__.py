@@ -7,20 +7,20 @@
 
 Adding a task is a declaration (a `TaskSpec` subclass) registered here, its head
 (`tfdistil.models`) and its reader (`tfdistil.data`): `regression` is the example. Kinds that
-later issues fill in: "qa" (SQuAD spans), "embedding" (sentence vectors), "general"
-(distillation on raw text)."""
+later issues fill in: "qa" (SQuAD spans), "general" (distillation on raw text)."""
 from tfdistil.tasks.base import InputError, TaskSpec
 from tfdistil.tasks.classification import Classification
+from tfdistil.tasks.embedding import Embedding
 from tfdistil.tasks.ner import NER
 from tfdistil.tasks.regression import Regression
 
-TASKS = {spec.name: spec for spec in (Classification(), NER(), Regression())}
-PLANNED = ("qa", "embedding", "general")
+TASKS = {spec.name: spec for spec in (Classification(), NER(), Regression(), Embedding())}
+PLANNED = ("qa", "general")
 
 
 def get_task(name):
-    """The declaration of task `name` ("classification", "ner", "regression"); ValueError naming
-    the known ones."""
+    """The declaration of task `name` ("classification", "ner", "regression", "embedding");
+    ValueError naming the known ones."""
     if isinstance(name, TaskSpec):
         return name
     try:
@@ -56,5 +56,5 @@ def task_of_model(model):
                      f"{[spec.head.__name__ for spec in TASKS.values()]}")
 
 
-__all__ = ["InputError", "TaskSpec", "Classification", "NER", "Regression", "TASKS", "detect_task", "get_task",
-           "task_of_model"]
+__all__ = ["InputError", "TaskSpec", "Classification", "Embedding", "NER", "Regression", "TASKS", "detect_task",
+           "get_task", "task_of_model"]
