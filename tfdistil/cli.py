@@ -2,7 +2,7 @@
 
     tfdistil finetune --train FILE --dev FILE (--hf PATH | --preset NAME [--vocabulary vocab.txt]) [--task ner|regression]
     tfdistil distill  [--teacher RUN_DIR --train FILE --dev FILE [--student-layers N ...]]
-    tfdistil evaluate --run RUN_DIR [--model NAME] --data FILE
+    tfdistil evaluate --run RUN_DIR [--model NAME] --data FILE   (an embedder run: zero-shot STS-B)
     tfdistil predict  --run RUN_DIR [--model NAME] [TEXT ...]
     tfdistil export   --run RUN_DIR [--model NAME] [--format saved_model|tflite|hf] [--out DIR] ...
     tfdistil benchmark --run RUN_DIR [--batch-sizes 1,32]

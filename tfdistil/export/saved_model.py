@@ -91,7 +91,8 @@ def export_saved_model(
     """Export a task model and its tokenizer as one TF Serving model version.
 
     Args:
-        model: a tfdistil `TextClassifier`, `TextRegressor`, `TokenClassifier` or `SpanQA`.
+        model: a tfdistil `TextClassifier`, `TextRegressor`, `TokenClassifier`, `SpanQA` or
+            `TextEmbedder` (`embedding`, float32 (batch, hidden)).
         tokenizer: the `tfdistil.text.WordPieceTokenizer` the model was trained with;
             its vocabulary and settings are baked into the graph.
         path: the model's folder (TF Serving's `model_base_path`, e.g.
