@@ -30,7 +30,7 @@ class Task(keras.Model):
             )
         inputs = backbone.make_inputs()
         encoder = backbone.first_token_model() if self.first_token_head else backbone
-        outputs = self._head(head_layers, encoder(inputs), backbone)
+        outputs = self._head(head_layers, self._head_inputs(encoder(inputs), inputs), backbone)
         super(Task, self).__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.__dict__["_encoder"] = encoder
         self.backbone = backbone
@@ -70,7 +70,7 @@ class Task(keras.Model):
         if key not in self._intermediate_models:
             inputs = self.backbone.make_inputs()
             full = self.backbone.intermediate_model(output_hidden_states, output_attention_scores)(inputs)
-            outputs = {"logits": self._head(self._head_layers, full, self.backbone)}
+            outputs = {"logits": self._head(self._head_layers, self._head_inputs(full, inputs), self.backbone)}
             for name in ("hidden_states", "attention_scores"):
                 if name in full:
                     outputs[name] = full[name]
@@ -78,6 +78,10 @@ class Task(keras.Model):
                 inputs, outputs, self.backbone.max_sequence_length, name=f"{self.name}_intermediate"
             )
         return self._intermediate_models[key]
+
+    def _head_inputs(self, backbone_outputs, inputs):
+        """What the head reads of the backbone's outputs (an embedder also needs the padding mask)."""
+        return backbone_outputs
 
     def _base_config(self):
         return {
@@ -357,34 +361,10 @@ class TextEmbedder(Task):
         }
         self._init_graph(backbone, layers, **kwargs)
 
-    def _init_graph(self, backbone, head_layers, **kwargs):
-        # The head needs the padding mask, an input the backbone does not return: the graph is
-        # Task's with the mask added to the backbone's outputs.
-        _require_backbone(backbone)
-        inputs = backbone.make_inputs()
-        outputs = self._head(head_layers, dict(backbone(inputs), padding_mask=inputs["padding_mask"]), backbone)
-        super(Task, self).__init__(inputs=inputs, outputs=outputs, **kwargs)
-        self.__dict__["_encoder"] = backbone
-        self.backbone = backbone
-        self.dtype_policy = backbone.dtype_policy
-        self.__dict__["_head_layers"] = head_layers
-        self.__dict__["_intermediate_models"] = {}
 
-    def intermediate_model(self, output_hidden_states=True, output_attention_scores=True):
-        """As `Task.intermediate_model`, the embedding under `logits`."""
-        key = (output_hidden_states, output_attention_scores)
-        if key not in self._intermediate_models:
-            inputs = self.backbone.make_inputs()
-            full = self.backbone.intermediate_model(output_hidden_states, output_attention_scores)(inputs)
-            pooled = dict(full, padding_mask=inputs["padding_mask"])
-            outputs = {"logits": self._head(self._head_layers, pooled, self.backbone)}
-            for name in ("hidden_states", "attention_scores"):
-                if name in full:
-                    outputs[name] = full[name]
-            self._intermediate_models[key] = InputSelectingModel(
-                inputs, outputs, self.backbone.max_sequence_length, name=f"{self.name}_intermediate"
-            )
-        return self._intermediate_models[key]
+    def _head_inputs(self, backbone_outputs, inputs):
+        # Mean pooling counts real tokens only: the head reads the padding mask too.
+        return dict(backbone_outputs, padding_mask=inputs["padding_mask"])
 
     @staticmethod
     def _head(layers, outputs, backbone):

@@ -134,3 +134,47 @@ class TaskSpec:
 
 def output_stem(path):
     return os.path.splitext(os.path.basename(str(path)))[0]
+
+
+# ----- what the sequence-level tasks (classification, regression) share in their reports
+
+
+def size_and_speed(model, tokenizer):
+    """A report row's cost columns: parameters, weights on disk, latency at batch 1 and 32."""
+    from tfdistil import evaluation
+
+    length = int(tokenizer.sequence_length)
+    return {
+        "parameters": int(model.count_params()),
+        "size_mb": evaluation.size_on_disk_mb(model),
+        "latency_ms_batch1": evaluation.latency_ms(model, 1, length),
+        "latency_ms_batch32": evaluation.latency_ms(model, 32, length),
+    }
+
+
+def add_speedups(rows):
+    """Each row's speed-up over the first (the teacher) at batch 1 and 32."""
+    for row in rows:
+        for b in (1, 32):
+            row[f"speedup_batch{b}"] = rows[0][f"latency_ms_batch{b}"] / row[f"latency_ms_batch{b}"]
+
+
+def students_sentence(rows, key, fmt, teacher="Teacher"):
+    """'Teacher X; student distilled Y vs hard labels only Z; student is Nx faster at batch 32.'"""
+    versus = f" vs hard labels only {rows[2][key]:{fmt}}" if len(rows) > 2 else ""
+    return (f"{teacher} {rows[0][key]:{fmt}}; student distilled {rows[1][key]:{fmt}}{versus}; "
+            f"student is {rows[1]['speedup_batch32']:.2f}x faster at batch 32.")
+
+
+def run_markdown(title, report, columns):
+    """report.md of a sequence-level run: the rows' table, precision, dev size, time and plots."""
+    from tfdistil.report import markdown_table
+
+    lines = [
+        f"# {title} `{report['name']}`", "", report.get("summary", ""), "",
+        markdown_table(report["models"], columns), "",
+        f"Precision: `{report['precision']}` ({report['precision_reason']}). "
+        f"Dev set: {report['dev_examples']} examples. Wall time: {report['wall_time_s']:.0f} s.", "",
+    ]
+    lines += [f"![{plot}]({plot})" for plot in report.get("plots", [])]
+    return "\n".join(lines) + "\n"

@@ -5,7 +5,9 @@ binary tasks, Matthews correlation. The main metric (the summary's, early stoppi
 the detected layout: F1 for GLUE MRPC, MCC for GLUE CoLA, accuracy otherwise."""
 import numpy as np
 
-from tfdistil.tasks.base import InputError, TaskSpec
+from tfdistil.tasks.base import (
+    InputError, TaskSpec, add_speedups, run_markdown, size_and_speed, students_sentence,
+)
 
 # Detected data layout (`tfdistil.data.DataFormat.name`) -> main metric, when not accuracy.
 GLUE_MAIN_METRICS = {"glue-mrpc": "f1", "glue-cola": "mcc"}
@@ -96,50 +98,25 @@ class Classification(TaskSpec):
         return classification_scores(y_true, y_pred, len(data.label_names))
 
     def model_row(self, label, model, scores, tokenizer):
-        from tfdistil import evaluation
-
-        length = int(tokenizer.sequence_length)
-        return {
-            "model": label,
-            **scores,
-            "parameters": int(model.count_params()),
-            "size_mb": evaluation.size_on_disk_mb(model),
-            "latency_ms_batch1": evaluation.latency_ms(model, 1, length),
-            "latency_ms_batch32": evaluation.latency_ms(model, 32, length),
-        }
+        return {"model": label, **scores, **size_and_speed(model, tokenizer)}
 
     def summary(self, rows):
-        for row in rows:
-            for b in (1, 32):
-                row[f"speedup_batch{b}"] = rows[0][f"latency_ms_batch{b}"] / row[f"latency_ms_batch{b}"]
+        add_speedups(rows)
         metric = self.main_metric
         if metric == "accuracy":
             if len(rows) == 1:
                 return f"Dev accuracy {rows[0]['accuracy']:.2%}."
-            versus = f" vs hard labels only {rows[2]['accuracy']:.1%}" if len(rows) > 2 else ""
-            return (f"Teacher {rows[0]['accuracy']:.1%}; student distilled {rows[1]['accuracy']:.1%}{versus}; "
-                    f"student is {rows[1]['speedup_batch32']:.2f}x faster at batch 32.")
+            return students_sentence(rows, "accuracy", ".1%")
         title = METRIC_TITLES[metric]
         if len(rows) == 1:
             return f"Dev {title} {rows[0][metric]:.4f} (accuracy {rows[0]['accuracy']:.2%})."
-        versus = f" vs hard labels only {rows[2][metric]:.4f}" if len(rows) > 2 else ""
-        return (f"Dev {title}: teacher {rows[0][metric]:.4f}; student distilled {rows[1][metric]:.4f}{versus}; "
-                f"student is {rows[1]['speedup_batch32']:.2f}x faster at batch 32.")
+        return students_sentence(rows, metric, ".4f", teacher=f"Dev {title}: teacher")
 
     def markdown(self, report):
-        from tfdistil.report import markdown_table
-
         columns = list(MODEL_COLUMNS)
         if self.main_metric in METRIC_COLUMNS:
             columns.insert(2, METRIC_COLUMNS[self.main_metric])
-        lines = [
-            f"# Run `{report['name']}`", "", report.get("summary", ""), "",
-            markdown_table(report["models"], columns), "",
-            f"Precision: `{report['precision']}` ({report['precision_reason']}). "
-            f"Dev set: {report['dev_examples']} examples. Wall time: {report['wall_time_s']:.0f} s.", "",
-        ]
-        lines += [f"![{plot}]({plot})" for plot in report.get("plots", [])]
-        return "\n".join(lines) + "\n"
+        return run_markdown("Run", report, columns)
 
     def write_plots(self, run_dir, rows, student, dev, tokenizer, batch_size):
         import os

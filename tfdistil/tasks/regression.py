@@ -5,7 +5,7 @@ squared errors to the gold and the teacher's scores, scored as GLUE scores STS-B
 Spearman correlation (scipy), Pearson the main metric."""
 import numpy as np
 
-from tfdistil.tasks.base import TaskSpec
+from tfdistil.tasks.base import TaskSpec, add_speedups, run_markdown, size_and_speed, students_sentence
 from tfdistil.tasks.classification import MODEL_COLUMNS as CLASSIFIER_COLUMNS
 from tfdistil.tasks.classification import parse_text_inputs, text_outputs
 
@@ -105,41 +105,17 @@ class Regression(TaskSpec):
         return regression_scores(*self.predict_scores(model, data, tokenizer, batch_size))
 
     def model_row(self, label, model, scores, tokenizer):
-        from tfdistil import evaluation
-
-        length = int(tokenizer.sequence_length)
-        return {
-            "model": label,
-            "pearson": scores["pearson"],
-            "spearman": scores["spearman"],
-            "mse": scores["mse"],
-            "parameters": int(model.count_params()),
-            "size_mb": evaluation.size_on_disk_mb(model),
-            "latency_ms_batch1": evaluation.latency_ms(model, 1, length),
-            "latency_ms_batch32": evaluation.latency_ms(model, 32, length),
-        }
+        return {"model": label, **{k: scores[k] for k in ("pearson", "spearman", "mse")},
+                **size_and_speed(model, tokenizer)}
 
     def summary(self, rows):
-        for row in rows:
-            for b in (1, 32):
-                row[f"speedup_batch{b}"] = rows[0][f"latency_ms_batch{b}"] / row[f"latency_ms_batch{b}"]
+        add_speedups(rows)
         if len(rows) == 1:
             return f"Dev Pearson {rows[0]['pearson']:.4f}, Spearman {rows[0]['spearman']:.4f}."
-        versus = f" vs hard labels only {rows[2]['pearson']:.4f}" if len(rows) > 2 else ""
-        return (f"Dev Pearson: teacher {rows[0]['pearson']:.4f}; student distilled {rows[1]['pearson']:.4f}{versus}; "
-                f"student is {rows[1]['speedup_batch32']:.2f}x faster at batch 32.")
+        return students_sentence(rows, "pearson", ".4f", teacher="Dev Pearson: teacher")
 
     def markdown(self, report):
-        from tfdistil.report import markdown_table
-
-        lines = [
-            f"# Regression run `{report['name']}`", "", report.get("summary", ""), "",
-            markdown_table(report["models"], MODEL_COLUMNS), "",
-            f"Precision: `{report['precision']}` ({report['precision_reason']}). "
-            f"Dev set: {report['dev_examples']} examples. Wall time: {report['wall_time_s']:.0f} s.", "",
-        ]
-        lines += [f"![{plot}]({plot})" for plot in report.get("plots", [])]
-        return "\n".join(lines) + "\n"
+        return run_markdown("Regression run", report, MODEL_COLUMNS)
 
     # ----- evaluate and predict
     def evaluate(self, model_name, model, data, tokenizer, batch_size, output):
