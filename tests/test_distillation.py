@@ -588,6 +588,26 @@ def test_cached_teacher_outputs_match_live_teacher_and_run_once():
     assert counting.calls == 3
 
 
+def test_cached_teacher_outputs_in_files_are_read_back_without_the_teacher(tmp_path):
+    """`cache_path`: the first pass writes the logits to files; a dataset built again on the same
+    path (as a resumed or second run would) reads them back and never calls the teacher."""
+    rng = np.random.default_rng(9)
+    teacher = task("sequence", bert())
+    jitter(teacher, rng)
+    x = make_inputs(rng, batch=8)
+    y = make_labels("sequence", rng, x)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    path = str(tmp_path / "teacher_logits")
+    first = CountingTeacher(teacher)
+    written = np.concatenate([np.asarray(b[0][TEACHER_LOGITS]) for b in cache_teacher_outputs(first, dataset, path)])
+    assert first.calls == 2 and any(p.name.startswith("teacher_logits") for p in tmp_path.iterdir())
+    np.testing.assert_allclose(written, np.asarray(teacher(x, training=False)), rtol=1e-6, atol=1e-6)
+    second = CountingTeacher(teacher)
+    again = np.concatenate([np.asarray(b[0][TEACHER_LOGITS]) for b in cache_teacher_outputs(second, dataset, path)])
+    assert second.calls == 0, "the file cache was not used"
+    np.testing.assert_array_equal(again, written)
+
+
 def test_cached_logits_refuse_intermediate_terms():
     rng = np.random.default_rng(8)
     teacher, student = task("sequence", bert()), task("sequence", distilbert())
@@ -770,13 +790,14 @@ def test_student_saved_alone_after_distillation(kind, tmp_path):
 
 
 # ----- 9. XLA ---------------------------------------------------------------------------------
-def test_jit_compile_fit_matches_graph_first_step():
+def test_jit_compile_fit_matches_graph_step_by_step():
     rng = np.random.default_rng(12)
     keras.utils.set_random_seed(12)
     teacher = task("token", bert())
     jitter(teacher, rng)
     students = [task("token", distilbert()), task("token", distilbert())]
     students[1].set_weights(students[0].get_weights())
+    initial = [w.copy() for w in students[0].get_weights()]
     x = make_inputs(rng)
     y = make_labels("token", rng, x)
     teacher_before = [w.copy() for w in teacher.get_weights()]
@@ -790,6 +811,12 @@ def test_jit_compile_fit_matches_graph_first_step():
     assert np.all(np.isfinite(losses))
     np.testing.assert_allclose(losses[0][0], losses[1][0], rtol=1e-5, atol=1e-5)
     assert losses[0][-1] < losses[0][0]
+    # Not only the first, pre-update loss: after every step the compiled and the graph students agree.
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4, atol=1e-5)
+    moved = max(np.abs(a - b).max() for a, b in zip(students[0].get_weights(), initial))
+    assert moved > 1e-3
+    for a, b in zip(students[0].get_weights(), students[1].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
     for a, b in zip(teacher_before, teacher.get_weights()):  # frozen in compiled steps too
         np.testing.assert_array_equal(a, b)
 
