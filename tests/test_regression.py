@@ -9,10 +9,6 @@ its formula; export and HF round trips are checked against the Keras model and t
 import contextlib
 import io
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,10 +18,10 @@ from sklearn.metrics import f1_score, matthews_corrcoef
 import keras
 import tensorflow as tf
 
+from conftest import serve_in_fresh_process
 from tfdistil import cli
 from tfdistil.text import WordPieceTokenizer, load_vocabulary
 
-HERE = Path(__file__).resolve().parent
 SEQ_LEN = 32
 COMMON = ["--preset", "bert_tiny", "--num-layers", "2", "--vocabulary-size", "300", "--sequence-length",
           str(SEQ_LEN), "--batch-size", "16", "--precision", "float32", "--verbose", "0"]
@@ -230,14 +226,7 @@ def test_export_serves_scores_in_a_fresh_process(stsb, tmp_path):
     texts, pairs = stsb["texts"][:5] + [""], stsb["pairs"][:5] + ["an empty first text"]
     calls = [dict(dir=str(out / "stsb" / "1"), signature="serving_default", inputs={"text": texts, "text_pair": pairs},
                   dtypes={"text": "string", "text_pair": "string"})]
-    calls_path, results_path = tmp_path / "calls.json", tmp_path / "results.json"
-    calls_path.write_text(json.dumps(calls), encoding="utf-8")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH="")
-    completed = subprocess.run([sys.executable, str(HERE / "export_loader.py"), str(calls_path), str(results_path)],
-                               capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path))
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    results = json.loads(results_path.read_text(encoding="utf-8"))
-    assert results[-1] == {"tfdistil_imported": False}
+    results = serve_in_fresh_process(calls, tmp_path, timeout=120)
     assert set(results[0]) == {"score"}
     expected = outputs(load(stsb["student"], "student_distilled"), hand_tokenizer(stsb["student"]), texts, pairs)
     np.testing.assert_allclose(results[0]["score"], expected[:, 0], atol=1e-5, rtol=0)
