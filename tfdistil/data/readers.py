@@ -300,15 +300,12 @@ def _sorted_label_names(values) -> list[str]:
     return sorted(unique)
 
 
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-
-
 def _check_one_label_kind(path, labels, lines):
     """Numeric labels and text labels in one column ("1" and "positive") are two spellings of the
     classes, not four classes: a DataError naming the first line that changes kind."""
     first_kind = None
     for label, line in zip(labels, lines):
-        kind = "numeric" if _NUMBER.fullmatch(label) else "text"
+        kind = "numeric" if _DECIMAL.fullmatch(label) else "text"
         if first_kind is None:
             first_kind, first_line, first_label = kind, line, label
         elif kind != first_kind:

@@ -16,7 +16,6 @@ import secrets
 import shutil
 import socket
 import stat
-from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
