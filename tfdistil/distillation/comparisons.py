@@ -52,9 +52,22 @@ class OutputComparison:
     Distiller's config (register subclasses with `keras.saving.register_keras_serializable`).
     """
 
+    # What a single-output comparison accepts: `accepts(shape)` of the outputs' shape after the
+    # batch axis (checked equal in teacher and student), and how to say it in an error.
+    expects = None
+
+    def accepts(self, shape):
+        raise NotImplementedError
+
     def validate(self, teacher, student):
         """Raise ValueError when the two task models' outputs cannot be compared this way."""
-        raise NotImplementedError
+        for model in (teacher, student):
+            _check_single_output(model)
+        if not self.accepts(_check_same_outputs(teacher, student)):
+            raise ValueError(
+                f"{type(self).__name__} compares {self.expects}; {type(student).__name__} gives "
+                f"{tuple(student.output.shape)}."
+            )
 
     def logit_pairs(self, x, y, sample_weight, teacher_logits, student_logits):
         """The list of `LogitPair`s the output terms (hard labels, soft targets) compare."""
@@ -120,14 +133,10 @@ class PerExample(OutputComparison):
     """One distribution per example: logits (batch, classes), labels (batch,). An example
     labelled -100 (augmented text) learns from the teacher's terms alone and metrics skip it."""
 
-    def validate(self, teacher, student):
-        for model in (teacher, student):
-            _check_single_output(model)
-        if len(_check_same_outputs(teacher, student)) != 1:
-            raise ValueError(
-                f"PerExample compares (batch, classes) outputs; {type(student).__name__} gives "
-                f"{tuple(student.output.shape)}."
-            )
+    expects = "(batch, classes) outputs"
+
+    def accepts(self, shape):
+        return len(shape) == 1
 
     @staticmethod
     def _sample_weight(sample_weight):
@@ -163,14 +172,10 @@ class PerLabelledToken(OutputComparison):
     """One distribution per token: logits (batch, seq, classes), labels (batch, seq). Tokens
     labelled -100 and padding do not count; sample weights are (batch, 1) or (batch, seq)."""
 
-    def validate(self, teacher, student):
-        for model in (teacher, student):
-            _check_single_output(model)
-        if len(_check_same_outputs(teacher, student)) != 2:
-            raise ValueError(
-                f"PerLabelledToken compares (batch, seq, classes) outputs; {type(student).__name__} gives "
-                f"{tuple(student.output.shape)}."
-            )
+    expects = "(batch, seq, classes) outputs"
+
+    def accepts(self, shape):
+        return len(shape) == 2
 
     @staticmethod
     def _sample_weight(sample_weight, y):
@@ -204,14 +209,10 @@ class PerExampleScore(PerExample):
     counting. Compared by squared errors: student vs gold scores (`alpha`) and student vs teacher
     scores (`1 - alpha`); the temperature has no role."""
 
-    def validate(self, teacher, student):
-        for model in (teacher, student):
-            _check_single_output(model)
-        if _check_same_outputs(teacher, student) != (1,):
-            raise ValueError(
-                f"PerExampleScore compares one-output (batch, 1) scores; {type(student).__name__} gives "
-                f"{tuple(student.output.shape)}."
-            )
+    expects = "one-output (batch, 1) scores"
+
+    def accepts(self, shape):
+        return tuple(shape) == (1,)
 
     def logit_pairs(self, x, y, sample_weight, teacher_logits, student_logits):
         labels = ops.reshape(ops.cast(y, "float32"), (-1,))
