@@ -1,14 +1,13 @@
 """GLUE MRPC, RTE, STS-B and CoLA TSVs read with no column arguments: layout detection, counts,
 rows against a by-hand split of the raw lines, the BOM, literal quotes, labels and float scores,
 and errors on small broken files."""
-import contextlib
 
 import numpy as np
 import pytest
 
+from test_data_readers import raises_data_error, write  # the readers' test helpers
 from tfdistil.data.readers import (
     GLUE_FORMATS,
-    DataError,
     TextClassificationData,
     detect_format,
     read_glue_tsv,
@@ -28,18 +27,6 @@ MRPC_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
 STSB_HEADER = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
 
 
-def write(tmp_path, name, content):
-    path = tmp_path / name
-    path.write_text(content, encoding="utf-8", newline="")
-    return path
-
-
-@contextlib.contextmanager
-def raises_data_error(*parts):
-    with pytest.raises(DataError) as info:
-        yield info
-    for part in parts:
-        assert str(part) in str(info.value), f"{part!r} not in {str(info.value)!r}"
 
 
 def raw_rows(path, header):
