@@ -22,7 +22,7 @@ import typing
 from tfdistil.jobs.config import DISTILL_DEFAULTS, EMBEDDED_DEFAULTS, FIELDS, FINETUNE_DEFAULTS, PARTS, RunConfig
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")  # tfdistil.training.precision.POLICIES + auto
-TASK_NAMES = ("classification", "ner", "regression", "embedding")  # tfdistil.tasks.TASKS
+TASK_NAMES = ("classification", "ner", "regression", "embedding", "qa")  # tfdistil.tasks.TASKS
 
 FLAG_HELP = {
     "task": "classification: a label a text (.csv/.tsv/.jsonl, sentence pairs with --text-pair-column; GLUE MRPC, "
@@ -35,6 +35,8 @@ FLAG_HELP = {
     "text_pair_column": "column of the second text (sentence pairs)",
     "label_column": "column of the label",
     "tag_column": "--task ner: 0-based column of the tag (-1: last, as in 4-column CoNLL-2003)",
+    "doc_stride": "--task qa: context word pieces between the starts of two windows of a long context",
+    "max_question_length": "--task qa: word pieces of the question kept",
     "sequence_length": "tokens per example, [CLS] and [SEP] included",
     "batch_size": "examples per batch",
     "augment_copies": "also distil on N perturbed copies of each training sentence (words masked or swapped, "
@@ -217,7 +219,8 @@ def _add_predict_args(p):
     _add_model_args(p)
     p.add_argument("texts", nargs="*", metavar="TEXT",
                    help="texts to label; none: one text a line from stdin. A run trained on sentence pairs "
-                   "takes each pair as 'first<TAB>second'; a tagger run tags each whitespace-separated word")
+                   "takes each pair as 'first<TAB>second'; a tagger run tags each whitespace-separated word; a qa run "
+                   "takes 'question<TAB>context' and prints answer<TAB>score<TAB>question")
 
 
 def _add_benchmark_args(p):
@@ -392,7 +395,17 @@ def _run_config(values, given, task):
     if wrong:
         raise UsageError(f"{', '.join(wrong)} do not apply to --task {spec.name} (its settings: "
                          f"{', '.join('--' + k.replace('_', '-') for k in spec.data_settings)})")
+    values = dict(values, **{k: v for k, v in spec.setting_defaults.items() if k not in given})
     return RunConfig.from_flat({k: v for k, v in values.items() if k in FIELDS})
+
+
+def _task_of_files(values):
+    """--task, or "qa" for a SQuAD training file (the other detections happen in the job)."""
+    from tfdistil.data.squad import is_squad_file
+
+    if values["task"]:
+        return values["task"]
+    return "qa" if values.get("train") and is_squad_file(values["train"]) else "classification"
 
 
 # ----------------------------------------------------------------------------- commands
@@ -402,7 +415,7 @@ def _finetune(values, given):
     from tfdistil.jobs import finetune
 
     _require(values, REQUIRED["finetune"])
-    finetune(_run_config(values, given, values["task"] or "classification"))
+    finetune(_run_config(values, given, _task_of_files(values)))
 
 
 def _distill(values, given):
@@ -422,9 +435,13 @@ def _distill(values, given):
     _require(values, DISTILL_DATA_ARGS)
     if "name" not in given:
         values["name"] = os.path.basename(os.path.normpath(values["teacher"])) + "_distilled"
-    from tfdistil.jobs.runs import run_task
+    from tfdistil.jobs.runs import run_config, run_task
+    from tfdistil.tasks import get_task
 
-    distill(_run_config(values, given, values["task"] or run_task(values["teacher"])))
+    task = values["task"] or run_task(values["teacher"])
+    recorded = run_config(values["teacher"])
+    values.update({k: recorded[k] for k in get_task(task).teacher_settings if k not in given and k in recorded})
+    distill(_run_config(values, given, task))
 
 
 def _evaluate(values, given):

@@ -6,6 +6,7 @@ from tfdistil.distillation.comparisons import (
     PerExample,
     PerExampleScore,
     PerLabelledToken,
+    SpanPositions,
 )
 from tfdistil.distillation.distiller import TEACHER_LOGITS, Distiller, cache_teacher_outputs, weighted_terms
 from tfdistil.distillation.layer_map import default_layer_map

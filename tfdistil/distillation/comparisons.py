@@ -10,11 +10,11 @@ returns, whatever the task:
 - `PerExampleScore`: one score per example (regression), outputs (batch, 1), float labels; its
   output terms are squared errors (`ScoreMSE`) instead of cross-entropy and soft targets.
 
+- `SpanPositions`: span QA, dict outputs `start_logits` / `end_logits`, each (batch, seq), labels
+  a dict of start and end positions: two distributions per example over its real tokens.
+
 A comparison also names the output terms that the Distiller's `alpha` and `temperature` stand for
-(`output_terms`). Span QA (dict outputs `start_logits` / `end_logits`, each (batch, seq)) is the
-next one: a subclass whose `logit_pairs` returns two `LogitPair`s, start and end, each a
-distribution over the sequence with its own position labels, and whose `validate` accepts the
-dict. Task declarations hand the Distiller the comparison for their task.
+(`output_terms`). Task declarations hand the Distiller the comparison for their task.
 """
 import dataclasses
 
@@ -23,7 +23,7 @@ from keras import ops
 
 from tfdistil.distillation import losses
 from tfdistil.distillation.terms import HardLabels, ScoreMSE, SoftTargets
-from tfdistil.models.tasks import TextRegressor
+from tfdistil.models.tasks import SpanQA, TextRegressor
 
 
 @dataclasses.dataclass
@@ -113,8 +113,10 @@ def _check_single_output(model):
 
 
 def default_comparison(teacher, student):
-    """The automatic choice: per example score for a `TextRegressor`, per labelled token for
-    (batch, seq, classes) outputs, else per example. Dict outputs (span QA) have no default yet."""
+    """The automatic choice: span positions for `SpanQA`, per example score for a `TextRegressor`,
+    per labelled token for (batch, seq, classes) outputs, else per example."""
+    if isinstance(student, SpanQA) and isinstance(teacher, SpanQA):
+        return SpanPositions()
     for model in (teacher, student):
         _check_single_output(model)
     s_shape = _check_same_outputs(teacher, student)
@@ -229,3 +231,58 @@ class PerExampleScore(PerExample):
 
     def output_terms(self, alpha, temperature):
         return [ScoreMSE("labels", weight=alpha), ScoreMSE("teacher", weight=1.0 - float(alpha))]
+
+
+# Logit of a padding position in a span distribution: out of the softmax, finite so that
+# 0 * (log p - log q) stays 0 (float32).
+_PADDING_LOGIT = -1e9
+SPAN_OUTPUTS = ("start_logits", "end_logits")
+
+
+@keras.saving.register_keras_serializable(package="tfdistil")
+class SpanPositions(OutputComparison):
+    """Span QA: dict outputs `start_logits` and `end_logits`, each (batch, seq); labels a dict of
+    the same keys, the answer's start and end positions (batch,). Two distributions per example
+    (start and end) over its real tokens (padding is left out of both softmaxes): the hard and
+    soft terms average over the two, as BertForQuestionAnswering's loss does."""
+
+    expects = "dict outputs start_logits and end_logits, each (batch, seq)"
+
+    def validate(self, teacher, student):
+        for model in (teacher, student):
+            output = model.output
+            if not isinstance(output, dict) or set(output) != set(SPAN_OUTPUTS) or any(
+                    len(output[k].shape) != 2 for k in SPAN_OUTPUTS):
+                shape = ({k: tuple(v.shape) for k, v in output.items()} if isinstance(output, dict)
+                         else tuple(output.shape))
+                raise ValueError(f"SpanPositions compares {self.expects}; {type(model).__name__} gives {shape}.")
+
+    @staticmethod
+    def _example_weights(y, sample_weight):
+        weights = ops.ones((ops.shape(y[SPAN_OUTPUTS[0]])[0],), "float32")
+        if sample_weight is not None:
+            weights = weights * ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
+        return weights
+
+    def logit_pairs(self, x, y, sample_weight, teacher_logits, student_logits):
+        real = ops.cast(x["padding_mask"], "bool")  # (batch, seq)
+        weights = self._example_weights(y, sample_weight)
+        denominator = losses.global_count(ops.cast(ops.shape(weights)[0], "float32"))
+        pairs = []
+        for key in SPAN_OUTPUTS:
+            teacher = ops.where(real, ops.cast(teacher_logits[key], "float32"), _PADDING_LOGIT)
+            student = ops.where(real, ops.cast(student_logits[key], "float32"), _PADDING_LOGIT)
+            labels = ops.reshape(y[key], (-1,))
+            pairs.append(LogitPair(teacher, student, labels, weights, weights * losses.label_mask(labels),
+                                   denominator))
+        return pairs
+
+    def token_weights(self, x, y, sample_weight):
+        padding_mask, denominator = _token_denominator(x)
+        if sample_weight is not None:
+            padding_mask = padding_mask * ops.reshape(ops.cast(sample_weight, "float32"), (-1,))[:, None]
+        return padding_mask, denominator
+
+    def metric_targets(self, x, y, sample_weight):
+        weights = self._example_weights(y, sample_weight)
+        return {k: ops.reshape(y[k], (-1,)) for k in SPAN_OUTPUTS}, weights, ops.ones_like(weights)

@@ -76,7 +76,7 @@ class Distiller(keras.Model):
     has no hard label: it learns from the teacher's terms alone and metrics skip it.
 
     Args:
-        teacher: a tfdistil task model (TextClassifier, TextRegressor, TokenClassifier, MaskedLM). Frozen.
+        teacher: a tfdistil task model (TextClassifier, TextRegressor, TokenClassifier, SpanQA, MaskedLM). Frozen.
         student: a task model of the same kind and output size, same vocabulary.
         alpha: weight of the hard-label loss, in [0, 1]; the soft loss gets 1 - alpha.
         temperature: softmax temperature T > 0 of the soft targets.
@@ -277,6 +277,9 @@ class Distiller(keras.Model):
         scale = float(losses.num_replicas())
         for name, tracker in self.trackers.items():
             tracker.update_state(terms[name] * scale)
+        if isinstance(student_logits, dict):
+            # Span QA's metrics (EM/F1) are over whole questions at the epoch's end, not per batch.
+            return self._logs(self.trackers.values())
         # Metrics skip -100 labels (and padding): unlabelled examples and positions.
         y, sample_weight, valid = self.output_comparison.metric_targets(x, y, sample_weight)
         # Keras gives compiled `metrics` (unlike `weighted_metrics`) no sample weight;
@@ -284,7 +287,10 @@ class Distiller(keras.Model):
         student_logits = tf.identity(student_logits)
         set_keras_mask(student_logits, valid > 0)
         super().compute_metrics(x, y, student_logits, sample_weight)
-        logs = {m.name: m.result() for m in self.metrics}
+        return self._logs(self.metrics)
+
+    def _logs(self, metrics):
+        logs = {m.name: m.result() for m in metrics}
         if _multi_worker(self.distribute_strategy):
             # tensorflow/tensorflow#72388: Keras reduces step logs with
             # strategy.reduce("MEAN", v, axis=0), which rejects scalars; shape (1,)

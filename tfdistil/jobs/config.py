@@ -23,6 +23,8 @@ class DataConfig:
     sequence_length: int = 128
     batch_size: int = 32
     augment_copies: int = 0
+    doc_stride: int = 128  # qa: context pieces between the starts of two windows
+    max_question_length: int = 64  # qa: question pieces kept
 
 
 @dataclasses.dataclass

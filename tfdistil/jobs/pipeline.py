@@ -481,8 +481,8 @@ def evaluate(run_dir, data, model=None, batch_size=32, output=None, **data_setti
     check_run_dir(run_dir)
     task = get_task(run_task(run_dir))
     recorded = run_config(run_dir)
-    settings = {k: recorded[k] for k in ("text_column", "text_pair_column", "label_column", "tag_column")
-                if k in recorded}
+    settings = {k: recorded[k] for k in ("text_column", "text_pair_column", "label_column", "tag_column",
+                                         *task.data_settings) if k in recorded}
     settings.update({k: v for k, v in data_settings.items() if v is not None})
     label_names = load_run_label_names(run_dir)
     tokenizer = load_run_tokenizer(run_dir)

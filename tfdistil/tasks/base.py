@@ -30,6 +30,10 @@ class TaskSpec:
     # refuses the other tasks' ones.
     data_settings = ()
     plots = ()             # PNG files of a distillation run's report besides training_curves.png
+    setting_defaults = {}  # settings the CLI uses for this task when not given (e.g. qa's sequence_length)
+    # Data settings that `distill --teacher RUN` takes from the teacher's run when not given (they
+    # shape the inputs the teacher was trained on, e.g. qa's windows).
+    teacher_settings = ()
 
     def build_head(self, backbone, num_classes, name=None):
         """The task model on `backbone` with `num_classes` outputs (the data's `num_classes`)."""

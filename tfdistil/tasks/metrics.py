@@ -59,16 +59,19 @@ class DevMetrics(keras.callbacks.Callback):
     model's outputs for the whole `dataset`. Put it before the callbacks that read the logs
     (TensorBoard; Keras' History and progress bar come last anyway).
 
-    The model is the one `fit` trains: a task model, or a Distiller (whose call is its student)."""
+    The model is the one `fit` trains: a task model, or a Distiller (whose call is its student).
+    `predict(model, dataset)` -> (labels, outputs) replaces `predict_outputs` for outputs that do
+    not concatenate (span QA's windows of several widths)."""
 
-    def __init__(self, dataset, compute):
+    def __init__(self, dataset, compute, predict=predict_outputs):
         super().__init__()
         self.dataset = dataset
         self.compute = compute
+        self.predict = predict
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        y_true, outputs = predict_outputs(self.model, self.dataset)
+        y_true, outputs = self.predict(self.model, self.dataset)
         for name, value in self.compute(y_true, outputs).items():
             logs[f"val_{name}"] = value
