@@ -33,9 +33,9 @@ def test_every_declaration_is_consistent_with_the_export_and_the_settings():
 def test_unknown_and_planned_tasks_are_named():
     from tfdistil.tasks import get_task
 
-    with pytest.raises(ValueError, match=r"unknown task 'qa'.*planned"):
-        get_task("qa")
-    with pytest.raises(ValueError, match=r"tasks: \['classification', 'embedding', 'ner', 'regression'\]"):
+    with pytest.raises(ValueError, match=r"unknown task 'general'.*planned"):
+        get_task("general")
+    with pytest.raises(ValueError, match=r"tasks: \['classification', 'embedding', 'ner', 'qa', 'regression'\]"):
         get_task("nope")
 
 

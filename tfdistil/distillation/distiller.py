@@ -226,12 +226,13 @@ class Distiller(keras.Model):
                 )
             return {"logits": x[TEACHER_LOGITS]}
         out = self._teacher_fn(x, training=False)
-        out = out if isinstance(out, dict) else {"logits": out}
+        # The intermediate models return {"logits", ...}; a task model its logits (a dict for SpanQA).
+        out = out if self.uses_intermediates else {"logits": out}
         return tf.nest.map_structure(tf.stop_gradient, out)
 
     def _student_outputs(self, x, training):
         out = self._student_fn(x, training=training)
-        return out if isinstance(out, dict) else {"logits": out}
+        return out if self.uses_intermediates else {"logits": out}
 
     # ----- the loss ----------------------------------------------------------------------
     def loss_inputs(self, x, y, sample_weight, teacher_out, student_out):
