@@ -290,16 +290,20 @@ def test_fresh_process_matches_keras(exports, tokenizer, tmp_path):
     assert tagged["tags"][0][6:] == ["", ""]  # truncated words (sequence_length 8) get no tag
     assert all(tagged["tags"][0][:6])
 
-    # Span QA: a span inside the context, and the raw logits signature.
+    # Span QA: the answer is the context's characters [start_char, end_char), the span the Python
+    # post-processing picks over the windows (tfdistil.tasks.qa); and the raw logits signature.
+    from tfdistil.data.squad import SquadData, SquadExample
+    from tfdistil.tasks.qa import predict_answers
+
     answers = results[4]
-    qa_inputs = tok(tf.constant(["who went home ?", ""]), tf.constant(["tom went home .", LONG_TEXT]))
-    segment = qa_inputs["segment_ids"].numpy()
-    token_ids = qa_inputs["token_ids"].numpy()
-    for row, (start, end) in enumerate(zip(answers["start_index"], answers["end_index"])):
-        assert start <= end and segment[row, start] == 1 and segment[row, end] == 1
-        assert token_ids[row, end] != tok.sep_token_id
-        span = tok.detokenize(token_ids[row : row + 1, start : end + 1]).numpy()[0].decode()
-        assert answers["answer"][row] == span
+    contexts = ["tom went home .", LONG_TEXT]
+    examples = [SquadExample(str(i), "t", q, c, [], True) for i, (q, c) in enumerate(zip(["who went home ?", ""], contexts))]
+    expected = predict_answers(models["qa"], SquadData(examples, "<test>", max_question_length=SEQ - 4), tok, 8)
+    for row, context in enumerate(contexts):
+        answer, score, start, end = expected[str(row)]
+        assert answers["answer"][row] == context[answers["start_char"][row]:answers["end_char"][row]] == answer
+        assert (answers["start_char"][row], answers["end_char"][row]) == (start, end)
+        assert answers["score"][row] == pytest.approx(score, abs=1e-4)
     keras_logits = models["qa"](ids, training=False)
     for key in ("start_logits", "end_logits"):
         np.testing.assert_allclose(results[5][key], keras_logits[key].numpy(), atol=1e-5, rtol=0)

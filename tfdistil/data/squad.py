@@ -222,12 +222,12 @@ def qa_windows(tokenizer, question, context, doc_stride=DEFAULT_DOC_STRIDE,
     q_len = q_pieces.row_lengths()  # (batch,)
     n_ctx = ids.row_lengths()
     room = sequence_length - 3 - q_len  # context pieces a window holds
-    step = tf.minimum(room, doc_stride)
-    n_win = 1 + tf.maximum(0, (n_ctx - room + step - 1) // step)  # (batch,)
+    step = tf.minimum(room, tf.constant(doc_stride, tf.int64))
+    n_win = 1 + tf.maximum((n_ctx - room + step - 1) // step, 0)  # (batch,)
     window_example = tf.repeat(tf.range(tf.size(n_win, out_type=tf.int64)), n_win)  # (windows,)
     k = tf.range(tf.reduce_sum(n_win)) - tf.gather(tf.cumsum(n_win, exclusive=True), window_example)
     w_start = k * tf.gather(step, window_example)
-    w_len = tf.maximum(0, tf.minimum(tf.gather(room, window_example), tf.gather(n_ctx, window_example) - w_start))
+    w_len = tf.maximum(tf.minimum(tf.gather(room, window_example), tf.gather(n_ctx, window_example) - w_start), 0)
     first = tf.gather(ids.row_splits[:-1], window_example) + w_start  # flat index of each window's first piece
     take = tf.RaggedTensor.from_row_lengths(
         tf.range(tf.reduce_sum(w_len)) - tf.repeat(tf.cumsum(w_len, exclusive=True) - first, w_len),

@@ -39,9 +39,9 @@ Request and response of `serving_default` (`REST_EXAMPLES` holds these as data):
                   -> {"predictions": [{"words": ["EU", "rejects", "German", "call"],
                                        "tags": ["B-ORG", "O", "B-MISC", "O"],
                                        "tag_ids": [3, 0, 7, 0], "num_words": 4}]}
-    SpanQA           {"instances": [{"question": "who?", "context": "tom went home"}]}
-                  -> {"predictions": [{"start_index": 4, "end_index": 4, "score": 7.2,
-                                       "answer": "tom"}]}
+    SpanQA           {"instances": [{"question": "who?", "context": "Tom went home"}]}
+                  -> {"predictions": [{"answer": "Tom", "score": 7.2, "start_char": 0,
+                                       "end_char": 3}]}
 
 Another signature: `POST /v1/models/<name>:predict` with `"signature_name": "logits"`.
 """

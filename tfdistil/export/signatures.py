@@ -67,9 +67,9 @@ REST_EXAMPLES = {
         "response": {"predictions": [{"embedding": [0.021, -0.043, 0.008]}]},
     },
     "question_answering": {
-        "request": {"instances": [{"question": "who went home?", "context": "tom went home"}]},
+        "request": {"instances": [{"question": "who went home?", "context": "Tom went home"}]},
         "response": {
-            "predictions": [{"start_index": 6, "end_index": 6, "score": 7.2, "answer": "tom"}]
+            "predictions": [{"answer": "Tom", "score": 7.2, "start_char": 0, "end_char": 3}]
         },
     },
 }
@@ -331,18 +331,24 @@ class TokenClassificationServing(ServingModule):
 class SpanQAServing(ServingModule):
     """SpanQA:
         serving_default(question: string (batch,), context: string (batch,)) ->
-            start_index, end_index: int32 (batch,), token positions in the packed
-                `[CLS] question [SEP] context [SEP]` sequence (inclusive span)
-            score:  float32 (batch,), start_logit + end_logit of the span
-            answer: string (batch,), the span's WordPieces detokenized (normalized text,
-                i.e. lowercased for an uncased tokenizer, not the original characters)
-        The best span lies in the context, with start <= end < start + `max_answer_length`.
+            answer:     string (batch,), the context's characters [start_char, end_char)
+            score:      float32 (batch,), start_logit + end_logit of the answer's span
+            start_char, end_char: int32 (batch,), character (code point) offsets in the context
+        A context longer than one window is cut into windows of `sequence_length` tokens in the
+        graph (`tfdistil.data.squad.qa_windows`: question cut to 64 pieces, windows 128 context
+        pieces apart); the answer is the best span over all windows of a question (the
+        `n_best` = 20 best starts and ends per window, start <= end < start + `max_answer_length`),
+        as `tfdistil.tasks.squad_metrics.best_answers` picks it. A question without any context
+        token gets answer "", score -inf and offsets -1.
+    The `tokenize` signature returns the windows (token_ids, segment_ids, padding_mask) and
+    `window_example`, the question of each window.
     """
 
     kind = "question_answering"
     model_class = SpanQA
     input_names = ("question", "context")
     has_classes = False
+    n_best = 20
 
     @classmethod
     def check_options(cls, model, label_names=None, pair=False, max_answer_length=DEFAULT_MAX_ANSWER_LENGTH):
@@ -351,40 +357,62 @@ class SpanQAServing(ServingModule):
             raise ValueError(f"`max_answer_length` must be an int >= 1, got {max_answer_length!r}.")
         return label_names
 
+    def _windows(self, question, context):
+        from tfdistil.data.squad import DEFAULT_DOC_STRIDE, DEFAULT_MAX_QUESTION_LENGTH, qa_windows
+
+        # A short sequence_length keeps at least one context piece a window.
+        max_question = min(DEFAULT_MAX_QUESTION_LENGTH, int(self.tokenizer.sequence_length) - 4)
+        return qa_windows(self.tokenizer, question, context, DEFAULT_DOC_STRIDE, max_question)
+
     def pack(self, question, context):
-        return self.tokenizer(question, context)
+        w = self._windows(question, context)
+        return {k: w[k] for k in ("token_ids", "segment_ids", "padding_mask", "window_example")}
 
     def serve(self, question, context):
-        inputs = self.pack(question, context)
-        outputs = self.run(inputs)
-        start_logits = tf.cast(outputs["start_logits"], tf.float32)  # (batch, seq)
-        end_logits = tf.cast(outputs["end_logits"], tf.float32)
-        # Only context tokens (segment 1, not padding, not the final [SEP]) may answer.
-        in_context = tf.equal(inputs["segment_ids"], 1) & tf.equal(inputs["padding_mask"], 1)
-        in_context &= tf.not_equal(inputs["token_ids"], self.tokenizer.sep_token_id)
-        seq = tf.shape(start_logits)[1]
-        # (batch, seq_start, seq_end)
-        scores = start_logits[:, :, tf.newaxis] + end_logits[:, tf.newaxis, :]
-        start = tf.range(seq)[:, tf.newaxis]
-        end = tf.range(seq)[tf.newaxis, :]
-        band = (end >= start) & (end < start + self._max_answer_length)  # (seq, seq)
-        allowed = band[tf.newaxis] & in_context[:, :, tf.newaxis] & in_context[:, tf.newaxis, :]
-        scores = tf.where(allowed, scores, -np.inf)
-        best = tf.argmax(tf.reshape(scores, [tf.shape(scores)[0], -1]), axis=-1, output_type=tf.int32)
-        start_index = best // seq
-        end_index = best % seq
-        has_answer = tf.reduce_any(in_context, axis=1)
-        score = tf.gather(tf.reshape(scores, [tf.shape(scores)[0], -1]), best, batch_dims=1)
-        # The span's pieces (start..end of each row) back to text.
-        j = tf.range(seq)[tf.newaxis, :]
-        in_span = (j >= start_index[:, tf.newaxis]) & (j <= end_index[:, tf.newaxis])
-        in_span &= has_answer[:, tf.newaxis]
-        answer = self.tokenizer.detokenize(tf.ragged.boolean_mask(inputs["token_ids"], in_span))
+        w = self._windows(question, context)
+        outputs = self.run(w)
+        in_context = w["token_start"] >= 0  # (windows, width)
+        start_logits = tf.where(in_context, tf.cast(outputs["start_logits"], tf.float32), -np.inf)
+        end_logits = tf.where(in_context, tf.cast(outputs["end_logits"], tf.float32), -np.inf)
+        k = tf.minimum(self.n_best, tf.shape(start_logits)[1])
+        # Best first, ties to the lower position.
+        s_val, s_pos = tf.math.top_k(start_logits, k)  # (windows, k)
+        e_val, e_pos = tf.math.top_k(end_logits, k)
+        scores = s_val[:, :, tf.newaxis] + e_val[:, tf.newaxis, :]  # (windows, k starts, k ends)
+        length = e_pos[:, tf.newaxis, :] - s_pos[:, :, tf.newaxis]
+        valid = (length >= 0) & (length < self._max_answer_length) & tf.math.is_finite(scores)
+        scores = tf.reshape(tf.where(valid, scores, -np.inf), [tf.shape(scores)[0], -1])  # (windows, k * k)
+        window_best = tf.reduce_max(scores, axis=1)  # (windows,)
+        pairs = tf.range(tf.shape(scores)[1])
+        # The first best pair in row-major order: the better ranked start, then end.
+        pick = tf.reduce_min(tf.where(scores == window_best[:, tf.newaxis], pairs, tf.shape(scores)[1]), axis=1)
+        pick = tf.minimum(pick, tf.shape(scores)[1] - 1)
+        start_byte = tf.gather(w["token_start"], tf.gather(s_pos, pick // k, batch_dims=1), batch_dims=1)
+        end_byte = tf.gather(w["token_end"], tf.gather(e_pos, pick % k, batch_dims=1), batch_dims=1)
+        # The best window of each question (ties: the first).
+        example = w["window_example"]
+        n = tf.shape(question, out_type=tf.int64)[0]
+        best = tf.math.unsorted_segment_max(window_best, example, n)  # (batch,)
+        windows = tf.range(tf.shape(example, out_type=tf.int64)[0])
+        chosen = tf.math.unsorted_segment_min(
+            tf.where(window_best == tf.gather(best, example), windows, tf.int64.max), example, n)
+        chosen = tf.clip_by_value(chosen, 0, tf.maximum(tf.shape(example, out_type=tf.int64)[0] - 1, 0))
+        # (A segment max over only -inf values gives the lowest float, not -inf.)
+        has_answer = tf.math.unsorted_segment_max(
+            tf.cast(tf.math.is_finite(window_best), tf.int32), example, n) > 0
+        start_byte = tf.where(has_answer, tf.gather(start_byte, chosen), 0)
+        end_byte = tf.where(has_answer, tf.gather(end_byte, chosen), 0)
+        text = w["context"]
+        answer = tf.strings.substr(text, start_byte, end_byte - start_byte)
+
+        def chars(byte):
+            return tf.strings.length(tf.strings.substr(text, tf.zeros_like(byte), byte), unit="UTF8_CHAR")
+
         return {
-            "start_index": tf.where(has_answer, start_index, -1),
-            "end_index": tf.where(has_answer, end_index, -1),
-            "score": tf.where(has_answer, score, -np.inf),
-            "answer": answer,
+            "answer": tf.where(has_answer, answer, ""),
+            "score": tf.where(has_answer, best, -np.inf),
+            "start_char": tf.where(has_answer, chars(start_byte), -1),
+            "end_char": tf.where(has_answer, chars(end_byte), -1),
         }
 
     def warmup_inputs(self, texts):
