@@ -13,16 +13,13 @@ import numpy as np
 from tfdistil.tasks.base import (
     InputError, TaskSpec, add_speedups, run_markdown, size_and_speed, students_sentence,
 )
+from tfdistil.tasks.classification import MODEL_COLUMNS as CLASSIFIER_COLUMNS
 
 MODEL_COLUMNS = [
     ("model", "model", "{}"),
     ("exact_match", "dev EM", "{:.2f}"),
     ("f1", "dev F1", "{:.2f}"),
-    ("parameters", "parameters", "{:,}"),
-    ("size_mb", "size (MB)", "{:.2f}"),
-    ("latency_ms_batch1", "latency b=1 (ms)", "{:.2f}"),
-    ("latency_ms_batch32", "latency b=32 (ms)", "{:.2f}"),
-    ("speedup_batch32", "speed-up b=32", "{:.2f}x"),
+    *CLASSIFIER_COLUMNS[2:],  # parameters, size, latencies, speed-up
 ]
 
 
