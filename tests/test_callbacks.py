@@ -13,7 +13,8 @@ import pytest
 import keras
 import tensorflow as tf
 
-from test_training import read_tensorboard_scalars
+from test_training import RecordWeights, assert_epoch_1_weights_restored, one_feature_classifier, \
+    read_tensorboard_scalars
 from tfdistil.training import fit_run, fit_verbosity
 
 EPOCHS = 2
@@ -99,15 +100,6 @@ def test_fit_run_verbose_0_is_silent(tmp_path, monkeypatch, no_notebook):
 # ----- the callbacks as the jobs run them: fit_run (fit_model's path), not Keras' own -----------
 
 
-class RecordWeights(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.at_epoch_end = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.at_epoch_end.append([np.array(w) for w in self.model.get_weights()])
-
-
 def test_fit_run_early_stopping_stops_and_restores_the_best_epoch_by_hand(tmp_path):
     """The jobs' early stopping (fit_run's patience, as fit_model passes it). A 1-feature, 2-class
     model: kernel [[1, 0]] (logit_0 = x + b0, logit_1 = b1) predicts 1 iff d = b1 - b0 > x.
@@ -116,14 +108,7 @@ def test_fit_run_early_stopping_stops_and_restores_the_best_epoch_by_hand(tmp_pa
     Validation (x=-1, y=1), (x=1.25, y=0) is all right at d=1 and half wrong from d=1.538 on:
     val_accuracy 1.0, 0.5, 0.5, so patience 2 stops after epoch 3 (not 2, not 10) and gives back
     the epoch-1 weights, bias (-0.5, 0.5) by hand."""
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((1,)),
-        keras.layers.Dense(2, kernel_initializer=keras.initializers.Constant([[1.0, 0.0]]),
-                           bias_initializer="zeros"),
-    ])
-    model.compile(optimizer=keras.optimizers.SGD(1.0),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model = one_feature_classifier()
     record = RecordWeights()
     train = tf.data.Dataset.from_tensor_slices((np.zeros((1, 1), "float32"), np.ones(1, "int32"))).batch(1)
     dev = tf.data.Dataset.from_tensor_slices((np.array([[-1.0], [1.25]], "float32"),
@@ -132,11 +117,7 @@ def test_fit_run_early_stopping_stops_and_restores_the_best_epoch_by_hand(tmp_pa
                       monitor="val_accuracy", mode="max", verbose=0, callbacks=[record])
 
     assert history.history["val_accuracy"] == [1.0, 0.5, 0.5]
-    kernel, bias = model.get_weights()
-    np.testing.assert_allclose(kernel, [[1.0, 0.0]])
-    np.testing.assert_allclose(bias, [-0.5, 0.5], rtol=1e-6)
-    for restored, epoch1 in zip(model.get_weights(), record.at_epoch_end[0]):
-        np.testing.assert_array_equal(restored, epoch1)
+    assert_epoch_1_weights_restored(model, record)
     d2 = 1.0 + 2 * (1 - 1 / (1 + math.exp(-1.0)))
     d3 = d2 + 2 * (1 - 1 / (1 + math.exp(-d2)))
     np.testing.assert_allclose(record.at_epoch_end[2][1], [-d3 / 2, d3 / 2], rtol=1e-5)
