@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from test_export import LABELS, TAGS, VOCAB, expected_probabilities, expected_tags, export_random, randomize, \
@@ -20,7 +20,7 @@ from test_export import LABELS, TAGS, VOCAB, expected_probabilities, expected_ta
 from tfdistil.models import TextClassifier, TokenClassifier
 from tfdistil.text import WordPieceTokenizer
 
-SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 SEQ = 8
 
@@ -63,10 +63,16 @@ def strings(batch):
     return tf.constant(batch, dtype=tf.string, shape=[len(batch)])
 
 
+PAIRED = BATCHES.flatmap(lambda texts: st.tuples(st.just(texts), st.lists(STRING, min_size=len(texts),
+                                                                         max_size=len(texts))))
+
+
 @SETTINGS
-@given(texts=BATCHES, data=st.data())
-def test_classifier_signatures_match_keras(exported, texts, data):
-    pairs = data.draw(st.lists(STRING, min_size=len(texts), max_size=len(texts)), label="pairs")
+@example(batch=([], []))  # TF Serving clients send empty batches
+@example(batch=([b""], [b""]))
+@given(batch=PAIRED)
+def test_classifier_signatures_match_keras(exported, batch):
+    texts, pairs = batch
     served = exported.served_classifier.signatures["serving_default"](text=strings(texts), text_pair=strings(pairs))
     assert served["probabilities"].shape == (len(texts), len(LABELS))
     assert served["class_ids"].shape == served["class_names"].shape == (len(texts),)
@@ -86,6 +92,8 @@ def test_classifier_signatures_match_keras(exported, texts, data):
 
 
 @SETTINGS
+@example(texts=[])
+@example(texts=[b""])
 @given(texts=BATCHES)
 def test_tagger_signature_matches_keras_on_str_split_words(exported, texts):
     served = exported.served_tagger.signatures["serving_default"](text=strings(texts))
