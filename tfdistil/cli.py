@@ -143,7 +143,7 @@ class _Parser(argparse.ArgumentParser):
     errors, instead of the usage text followed by the error."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (for usage: {self.prog} --help)\n")
 
 
 def _verbosity(text):
