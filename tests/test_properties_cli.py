@@ -28,7 +28,7 @@ BAD_NUMBERS = {
     "batch-size": NONPOS, "sequence-length": st.integers(max_value=2), "vocabulary-size": st.integers(max_value=5),
     "teacher-num-layers": NONPOS, "num-layers": NONPOS, "teacher-epochs": NONPOS, "epochs": NONPOS,
     "student-layers": NONPOS, "student-epochs": NONPOS, "student-hidden-dim": NONPOS, "student-num-heads": NONPOS,
-    "student-intermediate-dim": NONPOS, "augment-copies": NEG, "patience": NEG,
+    "student-intermediate-dim": NONPOS, "patience": NEG,  # a negative --augment-copies: test_cli
     "seed": st.one_of(NEG, st.integers(min_value=2**32)),
     "learning-rate": st.floats(max_value=-1e-12), "teacher-learning-rate": st.floats(max_value=-1e-12),
     "student-learning-rate": st.floats(max_value=-1e-12),

@@ -85,12 +85,13 @@ EMBEDDED_ONLY = ("vocabulary_size", "sequence_length", "preset", "teacher_num_la
 DISTILL_DATA_ARGS = ("teacher", "train", "dev")
 # Allowed values of the numeric settings, (lowest, highest), both included (None: no bound): a value
 # outside is a usage error when parsing, before any file is read or TensorFlow imported. A float is
-# also refused when it is not finite; `temperature` must be above 0.
+# also refused when it is not finite; `temperature` must be above 0. (`augment_copies` >= 0 is
+# checked by `distill`, with the error that names it.)
 RANGES = {
     "batch_size": (1, None), "sequence_length": (3, None), "vocabulary_size": (6, None),  # 5 reserved tokens
     "teacher_num_layers": (1, None), "teacher_epochs": (1, None), "student_layers": (1, None),
     "student_epochs": (1, None), "student_hidden_dim": (1, None), "student_num_heads": (1, None),
-    "student_intermediate_dim": (1, None), "augment_copies": (0, None), "patience": (0, None),
+    "student_intermediate_dim": (1, None), "patience": (0, None),
     "seed": (0, 2**32 - 1), "teacher_learning_rate": (0, None), "student_learning_rate": (0, None),
     "alpha": (0, 1), "temperature": (0, None), "hidden_cosine_weight": (0, None),
     "hidden_mse_weight": (0, None), "attention_weight": (0, None),
