@@ -147,12 +147,12 @@ def test_kill_9_during_training_and_export_then_rerun(reference, tmp_path):
     model_folder = tmp_path / "out" / "fault"
 
     # Killed while training.
-    killed_training = Driver(tmp_path).kill_during("finetune", rng.uniform(0.2, 0.8) * train_seconds)
+    killed_training = Driver(tmp_path).kill_during("finetune", rng.uniform(0.1, 0.6) * train_seconds)
     assert not (tmp_path / "runs" / "fault" / "report.json").exists() or not killed_training
     assert assert_only_complete_versions(model_folder) == []
 
     # The rerun resumes training, then is killed while exporting.
-    killed_export = Driver(tmp_path).kill_during("export", rng.uniform(0.2, 0.8) * export_seconds)
+    killed_export = Driver(tmp_path).kill_during("export", rng.uniform(0.1, 0.5) * export_seconds)
     assert killed_training or killed_export, "both kills landed after their phase: no fault was injected"
     print(f"killed mid-training: {killed_training}, mid-export: {killed_export}")
     versions = assert_only_complete_versions(model_folder)
