@@ -125,7 +125,10 @@ def test_export_tflite_runs_in_the_interpreter(run, quantize, atol):
     if atol is not None:
         np.testing.assert_allclose(logits, expected, atol=atol, rtol=0)
     else:
-        assert logits.shape == expected.shape and np.isfinite(logits).all()
+        # int8 dynamic-range weights: the Keras logits up to the weights' quantization (8 bits
+        # per output channel); measured 0.2% of the largest logit, asserted within 1%.
+        assert logits.shape == expected.shape
+        assert np.abs(logits - expected).max() <= 0.01 * np.abs(expected).max()
 
 
 # ----- errors and help ------------------------------------------------------------------

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -457,10 +458,26 @@ def test_size_on_disk_ignores_optimizer_state():
     assert evaluation.size_on_disk_mb(model) == pytest.approx(fresh_mb, rel=1e-3)
 
 
-def test_latency_runs_the_model_on_its_own_inputs():
+def test_latency_runs_the_model_on_its_own_inputs(monkeypatch):
+    """latency_ms feeds the model's own inputs (DistilBERT: no segment_ids) of batch x sequence
+    token ids inside its vocabulary, calls it warmup + repeats times, and reports the median call
+    in milliseconds: a call made to take 20 ms (a sleep) reads as 20 ms, not 0.02 or 20,000."""
     model = tiny_text_classifier()
+    calls = []
+
+    def timed_model(inputs):
+        calls.append({k: np.asarray(v) for k, v in inputs.items()})
+        time.sleep(0.02)
+        return model(inputs, training=False)
+
+    monkeypatch.setattr(evaluation, "inference_function", lambda m: timed_model if m is model else None)
     ms = evaluation.latency_ms(model, batch_size=2, sequence_length=6, repeats=3, warmup=1)
-    assert isinstance(ms, float) and 0 < ms < 10_000
+    assert isinstance(ms, float) and 20 <= ms < 200
+    assert len(calls) == 4
+    for inputs in calls:
+        assert sorted(inputs) == ["padding_mask", "token_ids"]
+        assert inputs["token_ids"].shape == inputs["padding_mask"].shape == (2, 6)
+        assert inputs["token_ids"].min() >= 1 and inputs["token_ids"].max() < 30
 
 
 def test_the_cached_inference_function_does_not_keep_its_model_alive():

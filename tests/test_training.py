@@ -506,13 +506,9 @@ class RecordWeights(keras.callbacks.Callback):
         self.at_epoch_end.append([np.array(w) for w in self.model.get_weights()])
 
 
-def test_early_stopping_restores_best_weights(tmp_path):
-    """A 1-feature, 2-class model: kernel [[1, 0]] (logit_0 = x + b0, logit_1 = b1), predicts 1
-    iff d = b1 - b0 > x. Training on x = 0, y = 1 leaves the kernel alone (its gradient is x
-    times something) and raises d with SGD(lr=1): d <- d + 2 (1 - sigmoid(d)) -> 1.0 after
-    epoch 1, 1.538 after epoch 2. Validation (x=-1, y=1), (x=1.25, y=0) is all right at d=1
-    and half wrong from d=1.538 on: val_accuracy 1.0 then 0.5, so patience 1 stops after
-    epoch 2 and must give back the epoch-1 weights, bias (-0.5, 0.5) by hand."""
+def one_feature_classifier():
+    """The compiled 1-feature, 2-class model of the early-stopping tests (kernel [[1, 0]], zero
+    bias, SGD with learning rate 1): see test_early_stopping_restores_best_weights."""
     keras.utils.set_random_seed(0)
     model = keras.Sequential([
         keras.Input((1,)),
@@ -521,6 +517,26 @@ def test_early_stopping_restores_best_weights(tmp_path):
     ])
     model.compile(optimizer=keras.optimizers.SGD(1.0),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    return model
+
+
+def assert_epoch_1_weights_restored(model, record):
+    """The one_feature_classifier holds its epoch-1 weights: kernel unchanged, bias (-0.5, 0.5) by hand."""
+    kernel, bias = model.get_weights()
+    np.testing.assert_allclose(kernel, [[1.0, 0.0]])
+    np.testing.assert_allclose(bias, [-0.5, 0.5], rtol=1e-6)
+    for restored, epoch1 in zip(model.get_weights(), record.at_epoch_end[0]):
+        np.testing.assert_array_equal(restored, epoch1)
+
+
+def test_early_stopping_restores_best_weights(tmp_path):
+    """A 1-feature, 2-class model: kernel [[1, 0]] (logit_0 = x + b0, logit_1 = b1), predicts 1
+    iff d = b1 - b0 > x. Training on x = 0, y = 1 leaves the kernel alone (its gradient is x
+    times something) and raises d with SGD(lr=1): d <- d + 2 (1 - sigmoid(d)) -> 1.0 after
+    epoch 1, 1.538 after epoch 2. Validation (x=-1, y=1), (x=1.25, y=0) is all right at d=1
+    and half wrong from d=1.538 on: val_accuracy 1.0 then 0.5, so patience 1 stops after
+    epoch 2 and must give back the epoch-1 weights, bias (-0.5, 0.5) by hand."""
+    model = one_feature_classifier()
     record = RecordWeights()
     x_train, y_train = np.zeros((1, 1), "float32"), np.ones(1, "int32")
     x_val, y_val = np.array([[-1.0], [1.25]], "float32"), np.array([1, 0], "int32")
@@ -529,11 +545,7 @@ def test_early_stopping_restores_best_weights(tmp_path):
                         callbacks=[*run_callbacks(str(tmp_path), "es", patience=1), record])
 
     assert history.history["val_accuracy"] == [1.0, 0.5]  # stopped after epoch 2 of 10
-    kernel, bias = model.get_weights()
-    np.testing.assert_allclose(kernel, [[1.0, 0.0]])
-    np.testing.assert_allclose(bias, [-0.5, 0.5], rtol=1e-6)
-    for restored, epoch1 in zip(model.get_weights(), record.at_epoch_end[0]):
-        np.testing.assert_array_equal(restored, epoch1)
+    assert_epoch_1_weights_restored(model, record)
     d2 = 1.0 + 2 * (1 - 1 / (1 + math.exp(-1.0)))
     np.testing.assert_allclose(record.at_epoch_end[1][1], [-d2 / 2, d2 / 2], rtol=1e-5)
 

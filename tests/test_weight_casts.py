@@ -151,3 +151,44 @@ def test_the_context_sets_the_layers_attribute_and_restores_it():
     _, reads = traced(model, feed)
     assert {id(v) for v in casts.variables} <= reads
     assert not {tf_id(v) for v in casts.originals} & reads
+
+
+# ----- the Keras model vs its export at a (32, 32) batch (issue 28, item 12) ----------------
+
+
+@pytest.mark.parametrize("dtype", ["mixed_bfloat16", "mixed_float16"])
+def test_export_agrees_with_keras_to_the_stated_tolerance_at_32_by_32(dtype, tmp_path):
+    """What README and docs/performance.md state: an export of a mixed-policy model gives the Keras
+    model's outputs to the compute dtype's rounding, not bit for bit (Keras runs op by op; the
+    export's graph runs oneDNN's fused MatMul + BiasAdd (+ activation) kernels, which round once
+    where eager rounds after each op): max |keras - export| <= MODEL_PRECISION_RTOL (the bar a
+    reduced-precision model meets against float32) x max |logit|. (That the cast projections give
+    the float32-weight export's outputs bit for bit: test_export's mixed-precision test.) A
+    bert_tiny-size classifier with weights of BERT's scale, random (32, 32) batches padded at
+    random lengths."""
+    from harness import MODEL_PRECISION_RTOL
+    from tfdistil.export import export_saved_model
+    from tfdistil.text import WordPieceTokenizer
+
+    vocab_size, seq = 300, 32
+    keras.utils.set_random_seed(0)
+    backbone = BertBackbone.from_preset("bert_tiny", vocabulary_size=vocab_size, max_sequence_length=seq,
+                                        dtype=dtype)
+    model = TextClassifier(backbone, num_classes=2)
+    rng = np.random.default_rng(0)
+    for variable in model.weights:
+        if not variable.path.endswith("gamma"):
+            variable.assign(rng.normal(0, 0.05, variable.shape).astype("float32"))
+    tokenizer = WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+                                   + [f"w{i}" for i in range(vocab_size - 5)], sequence_length=seq)
+    export = tf.saved_model.load(str(export_saved_model(model, tokenizer, tmp_path / "m", allow_untrained=True)))
+    rtol = MODEL_PRECISION_RTOL[dtype]
+    for _ in range(4):
+        ids = rng.integers(5, vocab_size, (32, seq)).astype("int32")
+        mask = (np.arange(seq) < rng.integers(1, seq + 1, (32, 1))).astype("int32")
+        feed = {"token_ids": tf.constant(ids * mask), "segment_ids": tf.zeros((32, seq), tf.int32),
+                "padding_mask": tf.constant(mask)}
+        served = export.signatures["logits"](**feed)["logits"].numpy()
+        expected = model(feed, training=False).numpy().astype("float32")
+        assert np.abs(served - expected).max() <= rtol * np.abs(expected).max(), (
+            np.abs(served - expected).max(), np.abs(expected).max())

@@ -15,6 +15,7 @@ run folder, a bad data file, a bad --config) print one line on stderr and give e
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import typing
@@ -84,6 +85,19 @@ ALIASES = {
 EMBEDDED_ONLY = ("vocabulary_size", "sequence_length", "preset", "teacher_num_layers", "teacher_epochs",
                  "teacher_learning_rate")
 DISTILL_DATA_ARGS = ("teacher", "train", "dev")
+# Allowed values of the numeric settings, (lowest, highest), both included (None: no bound): a value
+# outside is a usage error when parsing, before any file is read or TensorFlow imported. A float is
+# also refused when it is not finite; `temperature` must be above 0. (`augment_copies` >= 0 is
+# checked by `distill`, with the error that names it.)
+RANGES = {
+    "batch_size": (1, None), "sequence_length": (3, None), "vocabulary_size": (6, None),  # 5 reserved tokens
+    "teacher_num_layers": (1, None), "teacher_epochs": (1, None), "student_layers": (1, None),
+    "student_epochs": (1, None), "student_hidden_dim": (1, None), "student_num_heads": (1, None),
+    "student_intermediate_dim": (1, None), "patience": (0, None),
+    "seed": (0, 2**32 - 1), "teacher_learning_rate": (0, None), "student_learning_rate": (0, None),
+    "alpha": (0, 1), "temperature": (0, None), "hidden_cosine_weight": (0, None),
+    "hidden_mse_weight": (0, None), "attention_weight": (0, None),
+}
 
 
 class UsageError(ValueError):
@@ -105,6 +119,34 @@ def _int_list(text):
         return [int(x) for x in str(text).replace(" ", "").split(",") if x != ""]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _number(kind, name):
+    """argparse type: an int or a finite float within RANGES[name] (argparse itself words the
+    error for text that is not a number: "invalid int value: 'x'")."""
+    low, high = RANGES.get(name, (None, None))
+
+    def parse(text):
+        value = kind(text)
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if name == "temperature" and value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f">= {low}" if high is None else f"between {low} and {high}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (exit code 2), like the other user
+    errors, instead of the usage text followed by the error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (for usage: {self.prog} --help)\n")
 
 
 def _verbosity(text):
@@ -161,7 +203,7 @@ def _add_setting(parser, name, default, command):
     elif kind is bool:
         kwargs.update(action=argparse.BooleanOptionalAction)
     elif kind in (int, float):
-        kwargs.update(type=kind)
+        kwargs.update(type=_number(kind, name))
     if name in ("train", "dev", "vocabulary"):
         kwargs["metavar"] = "FILE"
     elif name in ("teacher", "hf"):
@@ -200,7 +242,8 @@ def _add_model_args(p):
     p.add_argument("--run", default=None, metavar="RUN_DIR", help="run folder (runs/<name>)")
     p.add_argument("--model", default=None,
                    help="model of the run (models/<model>.keras); default: model, else student_distilled")
-    p.add_argument("--batch-size", type=int, default=32, help="examples per batch (default: 32)")
+    p.add_argument("--batch-size", type=_number(int, "batch_size"), default=32,
+                   help="examples per batch (default: 32)")
 
 
 def _add_evaluate_args(p):
@@ -278,7 +321,7 @@ REQUIRED = {"finetune": ("train", "dev"), "evaluate": ("run", "data"), "predict"
 
 
 def _build():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tfdistil", description="Distil BERT into smaller, faster students (Keras 3 / TensorFlow)."
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -352,7 +395,9 @@ def load_config_file(path, parser, command=None):
                 raise UsageError(f"config file {path}: {key}: expected one value, got {value!r}")
             try:
                 value = action.type(str(value))
-            except (TypeError, ValueError, argparse.ArgumentTypeError):
+            except argparse.ArgumentTypeError as error:
+                raise UsageError(f"config file {path}: {key}: {error}") from None
+            except (TypeError, ValueError):
                 name = getattr(action.type, "__name__", "").lstrip("_")
                 raise UsageError(f"config file {path}: {key}: invalid {name} value {value!r}") from None
         elif value is not None and not isinstance(value, str):

@@ -74,7 +74,9 @@ REST_EXAMPLES = {
     },
 }
 
-_WHITESPACE = r"[\s\p{Z}]+"
+# What Python's str.split() splits on (the CoNLL reader and `predict` split words so): RE2's \s and
+# \p{Z}, plus the vertical tab, the information separators \x1c-\x1f and NEL.
+_WHITESPACE = r"[\s\p{Z}\x0b\x1c-\x1f\x85]+"
 
 
 def _string_spec(name):
