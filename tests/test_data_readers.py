@@ -285,16 +285,40 @@ def generated():
 
 def test_sentiment_counts_and_balance(generated):
     train, dev = load_sentiment_dataset("train"), load_sentiment_dataset("dev")
-    assert (len(train), len(dev)) == (3000, 500)
+    assert (len(train), len(dev)) == (8000, 500)
     assert train.label_names == dev.label_names == ["negative", "positive"]
-    assert np.bincount(train.labels).tolist() == [1500, 1500]
     assert np.bincount(dev.labels).tolist() == [250, 250]
-    assert len(set(train.texts)) == 3000 and len(set(dev.texts)) == 500
+    assert len(set(train.texts)) == 8000 and len(set(dev.texts)) == 500
     assert not set(train.texts) & set(dev.texts)
     for split, rows in generated.items():
-        by_template = collections.Counter((r.template, r.label) for r in rows)
+        # Balanced before the noise: the right labels, template by template.
+        right = [rule_label(r.sentence) for r in rows]
+        by_template = collections.Counter((r.template, label) for r, label in zip(rows, right))
         for template in sentiment.TEMPLATES:
             assert by_template[template, "negative"] == by_template[template, "positive"] > 0, split
+
+
+def test_sentiment_label_noise_is_train_only_and_at_its_rate(generated):
+    train, dev = generated["train"], generated["dev"]
+    assert not any(r.noisy for r in dev)
+    flipped = sum(r.noisy for r in train)
+    # Binomial(8000, 0.2): mean 1600, sd 35.8; 5 sd either side.
+    assert abs(flipped - 8000 * sentiment.LABEL_NOISE) < 5 * (8000 * 0.2 * 0.8) ** 0.5
+    clean = generate_sentiment_dataset(label_noise=0.0)
+    assert [r.sentence for r in clean["train"]] == [r.sentence for r in train]
+    assert clean["dev"] == dev
+    with pytest.raises(ValueError):
+        generate_sentiment_dataset(label_noise=0.5)
+
+
+def test_sentiment_harder_templates_follow_the_rules_too():
+    rows = generate_sentiment_dataset(n_train=400, n_dev=100, label_noise=0.0,
+                                      templates=sentiment.HARDER_TEMPLATES)
+    templates = {r.template for split in rows.values() for r in split}
+    assert templates == set(sentiment.HARDER_TEMPLATES)
+    for split in rows.values():
+        for row in split:
+            assert rule_label(row.sentence) == row.label, row
 
 
 def test_sentiment_regeneration_equals_shipped_files(generated, tmp_path):
@@ -355,7 +379,8 @@ def rule_label(sentence):
 def test_sentiment_labels_follow_the_order_aware_rules(generated):
     for rows in generated.values():
         for row in rows:
-            assert rule_label(row.sentence) == row.label, row
+            # A noisy label is the other one; every other label follows the rules.
+            assert (rule_label(row.sentence) == row.label) != row.noisy, row
 
 
 def test_sentiment_words_carry_no_label_on_their_own(generated):

@@ -82,3 +82,22 @@ def test_config_file_and_flags_fill_the_same_settings(tmp_path):
     bad.write_text("layer_map: [0, two]\n", encoding="utf-8")
     with pytest.raises(cli.UsageError, match="layer_map: expected a list of integers"):
         cli._parse(commands["distill"], ["--config", str(bad)], "distill")
+
+
+def test_distillation_lesson_follows_the_rows_and_the_run():
+    from tfdistil.tasks.base import distillation_lesson
+
+    rows = [{"m": 0.95}, {"m": 0.93}, {"m": 0.90}]
+    won = distillation_lesson(rows, "m", train_examples=3000, augmented=1200, from_teacher_layers=False,
+                              disagreements=450)
+    assert won.startswith("Why distillation wins: both students start from random weights")
+    assert "on 1,200 perturbed copies" in won
+    assert "disagrees with 450 of the 3,000 training labels (15.0%)" in won
+    lost = distillation_lesson([rows[0], rows[2], rows[1]], "m", train_examples=60, augmented=0,
+                               from_teacher_layers=True)
+    assert lost.startswith("Why distillation does not win here: both students start from the teacher's own layers")
+    assert "perturbed" not in lost and "disagrees" not in lost
+    # A tie is not a win; without the hard-label twin there is nothing to explain.
+    assert distillation_lesson([rows[0], rows[1], rows[1]], "m", train_examples=1, augmented=0,
+                               from_teacher_layers=True).startswith("Why distillation does not win")
+    assert distillation_lesson(rows[:2], "m", train_examples=1, augmented=0, from_teacher_layers=True) == ""

@@ -301,7 +301,8 @@ COMMANDS = {
     ),
     "distill": (
         "Distil a student from a teacher. With no data arguments: the embedded default run "
-        "(teacher from scratch on the built-in sentiment data, student with half its layers). "
+        "(teacher from scratch on the built-in sentiment data, student with half its layers and a "
+        "quarter of its width). "
         "With --teacher RUN_DIR --train FILE --dev FILE: a DistilBERT student of a fine-tuned teacher.",
         _add_distill_args,
     ),

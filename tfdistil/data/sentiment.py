@@ -1,14 +1,17 @@
 """A small English sentiment dataset that ships inside the package, where word order decides.
 
 Sentences are built from templates and word lists written for this project: one or two clauses
-about a film, whose label follows from *negation* (flips a clause; "hardly" and "far from" too),
-*contrast* (in "A , but B", "although A , B" and "B , even though A", clause B decides) and
-*intensity* (of two clashing clauses joined by "and", the intensified one beats a plain one, a
-plain or negated one beats a diminished one). Every modifier and adjective occurs about equally
-in both labels, so a bag of words is not enough: the quick start needs a model that reads order.
+about a film, whose label follows from *negation* (flips a clause; "hardly" and "far from" too)
+and *contrast* (in "A , but B" and "although A , B", clause B decides). Every modifier and
+adjective occurs about equally in both labels, so a bag of words is not enough: the quick start
+needs a model that reads order. The generator also writes two harder rules, "B , even though A"
+and *intensity* (of two clashing clauses joined by "and", the intensified one beats a plain one,
+a plain or negated one beats a diminished one), left out of the shipped files (`HARDER_TEMPLATES`).
 
-The shipped `sentiment_train.tsv` and `sentiment_dev.tsv` (``label<TAB>sentence``) are exactly
-`generate_sentiment_dataset()`'s defaults; regenerate them with ``python -m tfdistil.data.sentiment``.
+One training label in five is wrong (`LABEL_NOISE`), as in real labelled sets; the dev labels
+are right. The shipped `sentiment_train.tsv` (8,000 sentences) and `sentiment_dev.tsv` (500)
+(``label<TAB>sentence``) are exactly `generate_sentiment_dataset()`'s defaults; regenerate them
+with ``python -m tfdistil.data.sentiment``.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ __all__ = [
 
 SENTIMENT_LABEL_NAMES = ["negative", "positive"]
 SENTIMENT_SPLITS = ("train", "dev")
-DEFAULT_N_TRAIN = 3000
+DEFAULT_N_TRAIN = 8000
 DEFAULT_N_DEV = 500
 _FILES = {"train": "sentiment_train.tsv", "dev": "sentiment_dev.tsv"}
 
@@ -77,20 +80,29 @@ VERB_DIMINISHERS = ("somewhat", "mildly", "sort of", "kind of")
 # Single clauses are half the data: they carry the lexicon (which words are positive) and
 # negation, which a model trained from scratch must pick up before it can learn which
 # clause of a contrast counts.
-TEMPLATES = {"single": 0.5, "but": 0.15, "although": 0.1, "even_though": 0.1, "intensity": 0.15}
+TEMPLATES = {"single": 0.5, "but": 0.25, "although": 0.25}
+# Harder rules the generator also writes (`generate_sentiment_dataset(templates=...)`): "B , even
+# though A" (the first clause decides) and intensity. A teacher trained from scratch in the quick
+# start's budget learns them on some seeds only, so the shipped files leave them out.
+HARDER_TEMPLATES = {"single": 0.5, "but": 0.15, "although": 0.1, "even_though": 0.1, "intensity": 0.15}
 # Share of "free" clauses that are negated.
 NEGATION_RATE = 0.3
+# Share of training labels that are wrong: real labelled sets carry 8-38 % (Song et al., 2022,
+# "Learning from noisy labels with deep neural networks: a survey"). Dev labels stay right.
+LABEL_NOISE = 0.2
 
 # Clause modifier kinds and the weight they give a clause in an "intensity" sentence.
 _STRENGTH = {"plain": 2, "negated": 2, "intensified": 4, "diminished": 1}
 
 
 class SentimentExample(NamedTuple):
-    """One generated sentence. `template` says which rule decides its label."""
+    """One generated sentence. `template` says which rule decides its label; `noisy` that the
+    label is the wrong one (`label_noise`)."""
 
     label: str
     sentence: str
     template: str
+    noisy: bool = False
 
 
 def _clause(rng: random.Random, polarity: int, kind: str) -> str:
@@ -161,18 +173,24 @@ def _sentence(rng: random.Random, template: str, label: int) -> str:
 
 
 def generate_sentiment_dataset(
-    seed: int = 0, n_train: int = DEFAULT_N_TRAIN, n_dev: int = DEFAULT_N_DEV
+    seed: int = 0, n_train: int = DEFAULT_N_TRAIN, n_dev: int = DEFAULT_N_DEV, label_noise: float = LABEL_NOISE,
+    templates: dict[str, float] | None = None,
 ) -> dict[str, list[SentimentExample]]:
     """Generate the dataset: {"train": [...], "dev": [...]} of `SentimentExample` rows.
 
-    Deterministic for a given (seed, n_train, n_dev). Each split is balanced, template by
-    template (one sentence of each class per template draw), has no repeated sentence, and no
-    dev sentence occurs in train.
+    `templates` ({name: weight}, default `TEMPLATES`) says which rules decide the labels.
+    Deterministic for a given (seed, n_train, n_dev, label_noise, templates). Each split is balanced,
+    template by template (one sentence of each class per template draw), has no repeated
+    sentence, and no dev sentence occurs in train. Then each training label is flipped with
+    probability `label_noise` (marked `noisy`); dev labels stay right, so dev accuracy measures
+    the rules.
     """
     if n_train < 2 or n_dev < 2:
         raise ValueError(f"n_train and n_dev must be at least 2, got n_train={n_train}, n_dev={n_dev}.")
+    if not 0.0 <= label_noise < 0.5:
+        raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise}.")
     rng = random.Random(seed)
-    templates, weights = list(TEMPLATES), list(TEMPLATES.values())
+    templates, weights = list(templates or TEMPLATES), list((templates or TEMPLATES).values())
     seen: set[str] = set()
     splits = {}
     for split, n in (("train", n_train), ("dev", n_dev)):
@@ -189,6 +207,9 @@ def generate_sentiment_dataset(
                 rows.append(SentimentExample(SENTIMENT_LABEL_NAMES[label], sentence, template))
         rng.shuffle(rows)
         splits[split] = rows
+    flip = {"negative": "positive", "positive": "negative"}
+    splits["train"] = [r._replace(label=flip[r.label], noisy=True) if rng.random() < label_noise else r
+                       for r in splits["train"]]
     return splits
 
 

@@ -28,6 +28,7 @@ from tfdistil.jobs.runs import (
     write_json,
 )
 from tfdistil.tasks import detect_task, get_task
+from tfdistil.tasks.base import distillation_lesson
 
 FINETUNE_MODEL = "model"
 TEACHER_MODEL = "teacher"
@@ -407,7 +408,9 @@ def distill(config):
     }
     _write_report(task, run_dir, report)
     print("\n" + task.markdown(report))
-    _log(f"{report['summary']}\n[tfdistil] report: {os.path.join(run_dir, 'report.md')}")
+    for line in (report["summary"], report["why"], f"report: {os.path.join(run_dir, 'report.md')}"):
+        if line:
+            _log(line)
     return report
 
 
@@ -457,12 +460,16 @@ def _distil_students(task, config, teacher, student_layers, train, dev, tokenize
         if label in train_times:
             rows[-1]["train_time_s"] = train_times[label]
     summary = task.summary(rows)
+    why = distillation_lesson(rows, task.main_metric, train_examples=len(train), augmented=augmented,
+                              from_teacher_layers=layer_map is not None,
+                              disagreements=task.label_disagreements(teacher, train, tokenizer, config.data.batch_size))
     from tfdistil import report as reporting
 
     reporting.plot_training_curves(histories, os.path.join(run_dir, "training_curves.png"))
     task.write_plots(run_dir, rows, student, dev, tokenizer, config.data.batch_size)
     return {
         "summary": summary,
+        "why": why,
         "layer_map": list(layer_map) if layer_map is not None else None,
         "augmented_examples": augmented,
         "models": rows,

@@ -111,6 +111,12 @@ class TaskSpec:
         """One sentence about a run's rows (teacher first, then students)."""
         raise NotImplementedError
 
+    def label_disagreements(self, teacher, data, tokenizer, batch_size):
+        """How many training labels the teacher's prediction differs from (where its soft
+        targets tell the distilled student something else than the label), or None where the
+        task does not count them."""
+        return None
+
     def report_extras(self, data):
         """Task-specific keys of report.json (e.g. a tagger's entity types)."""
         return {}
@@ -170,12 +176,36 @@ def students_sentence(rows, key, fmt, teacher="Teacher"):
             f"student is {rows[1]['speedup_batch32']:.2f}x faster at batch 32.")
 
 
+def distillation_lesson(rows, key, *, train_examples, augmented, from_teacher_layers, disagreements=None):
+    """One sentence on why the distilled student (rows[1]) is ahead of its hard-label twin
+    (rows[2]), or why not, from what the run did: what the report teaches, not only its numbers.
+    `disagreements`: training labels the teacher's prediction differs from (None: not counted)."""
+    if len(rows) < 3:
+        return ""
+    start = "from the teacher's own layers" if from_teacher_layers else "from random weights"
+    disagree = ""
+    if disagreements:
+        disagree = (f"; the teacher disagrees with {disagreements:,} of the {train_examples:,} training labels "
+                    f"({disagreements / train_examples:.1%}), and there its soft targets, not the label, "
+                    f"are what the distilled student learns")
+    if rows[1][key] > rows[2][key]:
+        more = (f" and on {augmented:,} perturbed copies of them that only the teacher can label" if augmented
+                else "")
+        return (f"Why distillation wins: both students start {start} and see the same {train_examples:,} labelled "
+                f"examples, but the distilled one also learns from the teacher's graded confidence on each"
+                f"{more}, where its twin gets one hard label per example{disagree}.")
+    return (f"Why distillation does not win here: both students start {start}, and the {train_examples:,} hard "
+            f"labels already teach this student what the teacher knows{disagree}; soft targets add most when "
+            f"labels are few or noisy, or with teacher-labelled copies (--augment-copies).")
+
+
 def run_markdown(title, report, columns):
     """report.md of a sequence-level run: the rows' table, precision, dev size, time and plots."""
     from tfdistil.report import markdown_table
 
     lines = [
         f"# {title} `{report['name']}`", "", report.get("summary", ""), "",
+        *([report["why"], ""] if report.get("why") else []),
         markdown_table(report["models"], columns), "",
         f"Precision: `{report['precision']}` ({report['precision_reason']}). "
         f"Dev set: {report['dev_examples']} examples. Wall time: {report['wall_time_s']:.0f} s.", "",

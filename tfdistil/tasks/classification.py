@@ -112,6 +112,13 @@ class Classification(TaskSpec):
             return f"Dev {title} {rows[0][metric]:.4f} (accuracy {rows[0]['accuracy']:.2%})."
         return students_sentence(rows, metric, ".4f", teacher=f"Dev {title}: teacher")
 
+    def label_disagreements(self, teacher, data, tokenizer, batch_size):
+        from tfdistil import evaluation
+
+        y_true, y_pred = evaluation.predict_labels(teacher, self.dataset(data, tokenizer, batch_size,
+                                                                          log_truncation=False))
+        return int(np.sum(y_true != y_pred))
+
     def markdown(self, report):
         columns = list(MODEL_COLUMNS)
         if self.main_metric in METRIC_COLUMNS:
