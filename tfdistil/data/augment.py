@@ -7,6 +7,11 @@ Tang et al.'s rules, word by word: mask with `p_mask`, else swap for a corpus wo
 `p_replace` (drawn from the corpus' word counts, not by part of speech); then with `p_ngram` keep
 one n-gram, n uniform in 1..`max_ngram`. Copies equal to their sentence or to an earlier copy are
 dropped.
+
+Sentence pairs (`augment_pairs`): the word rules perturb both sides, replacements drawn from the
+words of both; the n-gram rule (with `p_ngram`) cuts one side, chosen at random, and keeps the
+other whole, so a copy stays a pair of two texts. Regression copies are labelled `UNSCORED` (NaN):
+the distilled student's target for them is the teacher's score alone.
 """
 from __future__ import annotations
 
@@ -16,10 +21,55 @@ from collections import Counter
 import numpy as np
 
 from tfdistil.data.pipeline import IGNORE_INDEX
-from tfdistil.data.readers import DataError, TextClassificationData
+from tfdistil.data.readers import TextClassificationData
 
 #: The label of an augmented example: no hard label, the teacher's outputs only.
 UNLABELLED = IGNORE_INDEX
+#: The score of an augmented regression example: no gold score, the teacher's score only.
+UNSCORED = float("nan")
+
+
+def _check_arguments(copies, p_mask, p_replace, p_ngram, max_ngram):
+    for name, p in (("p_mask", p_mask), ("p_replace", p_replace), ("p_ngram", p_ngram)):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {p}.")
+    if p_mask + p_replace > 1.0:
+        raise ValueError(f"p_mask + p_replace must be <= 1, got {p_mask} + {p_replace}.")
+    if copies < 0:
+        raise ValueError(f"copies must be >= 0, got {copies}.")
+    if max_ngram < 1:
+        raise ValueError(f"max_ngram must be >= 1, got {max_ngram}.")
+
+
+class _WordDraws:
+    """The corpus' words by count: `draw(rng, shape)` gives words drawn with probability
+    proportional to their counts (one cumulative distribution for the whole corpus, what
+    Generator.choice(p=...) would rebuild for every sentence)."""
+
+    def __init__(self, split):
+        counts = Counter(w for words in split for w in words)
+        self.vocab = np.array(list(counts), dtype=object)
+        self.cdf = np.cumsum([counts[w] for w in self.vocab], dtype=np.float64)
+        self.cdf /= max(self.cdf[-1], 1.0) if len(self.cdf) else 1.0
+
+    def draw(self, rng, shape):
+        return self.vocab[self.cdf.searchsorted(rng.random(shape), side="right")]
+
+
+def _words_rule(words, u, replacements, mask_token, p_mask, p_replace):
+    """Each word masked (u < p_mask), swapped for its replacement (u < p_mask + p_replace) or kept."""
+    return [mask_token if u[i] < p_mask else replacements[i] if u[i] < p_mask + p_replace else w
+            for i, w in enumerate(words)]
+
+
+def _ngram_rule(words, length, start):
+    """The n-gram of `length` (at most the sentence) at fraction `start` of the possible starts."""
+    n = len(words)
+    if n <= 1:
+        return words
+    length = min(int(length), n)
+    first = int(start * (n - length + 1))
+    return words[first : first + length]
 
 
 def augment_texts(
@@ -47,45 +97,26 @@ def augment_texts(
         (augmented, source): the new sentences and, for each, the index in `texts` it
         was made from.
     """
-    for name, p in (("p_mask", p_mask), ("p_replace", p_replace), ("p_ngram", p_ngram)):
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {p}.")
-    if p_mask + p_replace > 1.0:
-        raise ValueError(f"p_mask + p_replace must be <= 1, got {p_mask} + {p_replace}.")
-    if copies < 0:
-        raise ValueError(f"copies must be >= 0, got {copies}.")
-    if max_ngram < 1:
-        raise ValueError(f"max_ngram must be >= 1, got {max_ngram}.")
+    _check_arguments(copies, p_mask, p_replace, p_ngram, max_ngram)
     rng = np.random.default_rng(seed)
     split = [t.split() for t in texts]
-    counts = Counter(w for words in split for w in words)
-    vocab = np.array(list(counts), dtype=object)
-    # One cumulative distribution for the whole corpus (what Generator.choice(p=...) would
-    # rebuild for every sentence): a uniform draw's position in it is a word drawn by count.
-    cdf = np.cumsum([counts[w] for w in vocab], dtype=np.float64)
-    cdf /= max(cdf[-1], 1.0) if len(cdf) else 1.0
+    corpus = _WordDraws(split)
     augmented, source = [], []
     for index, words in enumerate(split):
         if not words:
             continue
         n = len(words)
-        original = " ".join(words)
-        seen = {original}
+        seen = {" ".join(words)}
         # One draw per copy and word decides mask / replace / keep.
         u = rng.random((copies, n))
-        replacements = vocab[cdf.searchsorted(rng.random((copies, n)), side="right")] if p_replace > 0 else None
+        replacements = corpus.draw(rng, (copies, n)) if p_replace > 0 else np.empty((copies, n), dtype=object)
         take_ngram = rng.random(copies) < p_ngram
         lengths = rng.integers(1, max_ngram + 1, size=copies)
         starts = rng.random(copies)
         for c in range(copies):
-            new = [
-                mask_token if u[c, i] < p_mask else replacements[c, i] if u[c, i] < p_mask + p_replace else w
-                for i, w in enumerate(words)
-            ]
-            if take_ngram[c] and n > 1:
-                length = min(int(lengths[c]), n)
-                start = int(starts[c] * (n - length + 1))
-                new = new[start : start + length]
+            new = _words_rule(words, u[c], replacements[c], mask_token, p_mask, p_replace)
+            if take_ngram[c]:
+                new = _ngram_rule(new, lengths[c], starts[c])
             text = " ".join(new)
             if text not in seen:
                 seen.add(text)
@@ -94,14 +125,76 @@ def augment_texts(
     return augmented, np.asarray(source, dtype=np.int64)
 
 
-def with_augmented(data: TextClassificationData, copies: int = 4, **kwargs) -> TextClassificationData:
-    """`data` followed by `augment_texts` copies of its sentences, labelled `UNLABELLED`.
+def augment_pairs(
+    texts,
+    text_pairs,
+    copies: int = 4,
+    *,
+    mask_token: str = "[MASK]",
+    p_mask: float = 0.1,
+    p_replace: float = 0.1,
+    p_ngram: float = 0.25,
+    max_ngram: int = 5,
+    seed: int = 0,
+):
+    """Perturbed copies of sentence pairs: `augment_texts`' word rules on both sides (replacements
+    drawn from the words of both), its n-gram rule on one side chosen at random per copy.
 
-    Keyword arguments go to `augment_texts`. Sentence pairs raise `DataError`.
+    Args: as `augment_texts`, with `text_pairs` the second side of each pair (same length as
+    `texts`). A copy equal to its pair or to an earlier copy of it is dropped, and so is a pair
+    with no word on either side.
+
+    Returns:
+        (augmented, augmented_pairs, source): the new first and second sides and, for each copy,
+        the index of the pair it was made from.
     """
-    if data.text_pairs is not None:
-        raise DataError(f"{data.path}: augmentation of sentence pairs is not supported (which segment to "
-                        "perturb is the task's choice); distil without it.", path=data.path)
-    augmented, _ = augment_texts(data.texts, copies, **kwargs)
-    labels = np.concatenate([np.asarray(data.labels, np.int32), np.full(len(augmented), UNLABELLED, np.int32)])
-    return dataclasses.replace(data, texts=list(data.texts) + augmented, labels=labels)
+    if len(text_pairs) != len(texts):
+        raise ValueError(f"text_pairs has {len(text_pairs)} entries but texts has {len(texts)}.")
+    _check_arguments(copies, p_mask, p_replace, p_ngram, max_ngram)
+    rng = np.random.default_rng(seed)
+    sides = ([t.split() for t in texts], [t.split() for t in text_pairs])
+    corpus = _WordDraws(sides[0] + sides[1])
+    augmented, augmented_pairs, source = [], [], []
+    for index, pair in enumerate(zip(*sides)):
+        if not (pair[0] or pair[1]):
+            continue
+        seen = {(" ".join(pair[0]), " ".join(pair[1]))}
+        draws = []
+        for words in pair:  # first side, then second: each side's mask / replace / keep draws
+            n = len(words)
+            draws.append((rng.random((copies, n)),
+                          corpus.draw(rng, (copies, n)) if p_replace > 0 else np.empty((copies, n), dtype=object)))
+        take_ngram = rng.random(copies) < p_ngram
+        cut_side = rng.integers(0, 2, size=copies)  # the side the n-gram rule cuts
+        lengths = rng.integers(1, max_ngram + 1, size=copies)
+        starts = rng.random(copies)
+        for c in range(copies):
+            new = [_words_rule(words, u[c], replacements[c], mask_token, p_mask, p_replace)
+                   for words, (u, replacements) in zip(pair, draws)]
+            if take_ngram[c]:
+                side = int(cut_side[c])
+                new[side] = _ngram_rule(new[side], lengths[c], starts[c])
+            copy = (" ".join(new[0]), " ".join(new[1]))
+            if copy not in seen:
+                seen.add(copy)
+                augmented.append(copy[0])
+                augmented_pairs.append(copy[1])
+                source.append(index)
+    return augmented, augmented_pairs, np.asarray(source, dtype=np.int64)
+
+
+def with_augmented(data: TextClassificationData, copies: int = 4, **kwargs) -> TextClassificationData:
+    """`data` followed by perturbed copies of its examples (`augment_texts`, or `augment_pairs`
+    for sentence pairs) that only the teacher labels: labelled `UNLABELLED` for classes,
+    `UNSCORED` for regression scores. Keyword arguments go to the augmenting function."""
+    if data.text_pairs is None:
+        augmented, _ = augment_texts(data.texts, copies, **kwargs)
+        pairs = None
+    else:
+        augmented, augmented_pairs, _ = augment_pairs(data.texts, data.text_pairs, copies, **kwargs)
+        pairs = list(data.text_pairs) + augmented_pairs
+    if data.regression:
+        labels = np.concatenate([np.asarray(data.labels, np.float32), np.full(len(augmented), UNSCORED, np.float32)])
+    else:
+        labels = np.concatenate([np.asarray(data.labels, np.int32), np.full(len(augmented), UNLABELLED, np.int32)])
+    return dataclasses.replace(data, texts=list(data.texts) + augmented, text_pairs=pairs, labels=labels)
