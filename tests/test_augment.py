@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tfdistil.data import TextClassificationData
-from tfdistil.data.augment import UNLABELLED, augment_pairs, augment_texts, with_augmented
+from tfdistil.data.augment import UNLABELLED, augment_texts, with_augmented
 
 # 200 sentences of 30 distinct words each: every word occurs once in the corpus.
 CORPUS = [" ".join(f"w{s}_{i}" for i in range(30)) for s in range(200)]
@@ -107,17 +107,16 @@ def test_with_augmented_appends_unlabelled_copies():
 
 
 def test_pair_mask_rule_masks_both_sides_and_drops_duplicates():
-    first, second, source = augment_pairs(["a b", "c"], ["d", "e f g"], copies=4, p_mask=1.0, p_replace=0.0,
-                                          p_ngram=0.0)
-    assert first == ["[MASK] [MASK]", "[MASK]"]
-    assert second == ["[MASK]", "[MASK] [MASK] [MASK]"]
+    augmented, source = augment_texts(["a b", "c"], copies=4, text_pairs=["d", "e f g"], p_mask=1.0,
+                                      p_replace=0.0, p_ngram=0.0)
+    assert augmented == [("[MASK] [MASK]", "[MASK]"), ("[MASK]", "[MASK] [MASK] [MASK]")]
     assert source.tolist() == [0, 1]
 
 
 def test_pair_ngram_rule_cuts_one_side_and_keeps_the_other_whole():
     a, b = "the quick brown fox jumps", "over a lazy dog today"
-    first, second, source = augment_pairs([a], [b], copies=400, p_mask=0.0, p_replace=0.0, p_ngram=1.0,
-                                          max_ngram=2, seed=0)
+    augmented, source = augment_texts([a], copies=400, text_pairs=[b], p_mask=0.0, p_replace=0.0, p_ngram=1.0,
+                                      max_ngram=2, seed=0)
     # By hand: a side of 5 words has 5 pieces of one word and 4 of two; a copy cuts one side and
     # keeps the other, so the distinct copies are the 9 cuts of `a` with `b` whole and the 9 cuts
     # of `b` with `a` whole (each has probability >= 1/2 * 1/2 * 1/5 a try: 400 tries see them all).
@@ -127,17 +126,17 @@ def test_pair_ngram_rule_cuts_one_side_and_keeps_the_other_whole():
 
     expected = {(p, b) for p in pieces(a)} | {(a, p) for p in pieces(b)}
     assert len(pieces(a)) == 9 and len(expected) == 18
-    assert len(first) == len(second) == 18 and set(zip(first, second)) == expected
+    assert len(augmented) == 18 and set(augmented) == expected
     assert source.tolist() == [0] * 18
 
 
 def test_pair_replacements_come_from_both_sides():
     # Every word occurs 10 times in the corpus, on one side only; a replacement on either side
     # is drawn from all six, so both sides of the copies hold words of the other side.
-    first, second, _ = augment_pairs(["a b c"] * 10, ["x y z"] * 10, copies=5, p_mask=0.0, p_replace=1.0,
-                                     p_ngram=0.0, seed=0)
-    assert len(first) > 30
-    for side in (first, second):
+    augmented, _ = augment_texts(["a b c"] * 10, copies=5, text_pairs=["x y z"] * 10, p_mask=0.0, p_replace=1.0,
+                                 p_ngram=0.0, seed=0)
+    assert len(augmented) > 30
+    for side in zip(*augmented):
         words = [w for text in side for w in text.split()]
         assert all(len(text.split()) == 3 for text in side)
         assert set(words) == set("abcxyz")
@@ -148,10 +147,11 @@ def test_pair_replacements_come_from_both_sides():
 
 def test_pair_mask_rate_and_source_alignment():
     texts, pairs = CORPUS[:100], CORPUS[100:]
-    first, second, source = augment_pairs(texts, pairs, copies=3, p_mask=0.2, p_replace=0.0, p_ngram=0.0, seed=4)
-    assert len(first) == len(second) == len(source) == 300
+    augmented, source = augment_texts(texts, copies=3, text_pairs=pairs, p_mask=0.2, p_replace=0.0, p_ngram=0.0,
+                                      seed=4)
+    assert len(augmented) == len(source) == 300
     masked = total = 0
-    for new_a, new_b, i in zip(first, second, source):
+    for (new_a, new_b), i in zip(augmented, source):
         for new, old in ((new_a, texts[i]), (new_b, pairs[i])):
             new, old = new.split(), old.split()
             assert len(new) == len(old)
@@ -163,17 +163,18 @@ def test_pair_mask_rate_and_source_alignment():
 
 
 def test_pairs_seeded_empty_pairs_skipped_and_errors():
-    a = augment_pairs(CORPUS[:20], CORPUS[20:40], copies=2, seed=1)
-    b = augment_pairs(CORPUS[:20], CORPUS[20:40], copies=2, seed=1)
-    c = augment_pairs(CORPUS[:20], CORPUS[20:40], copies=2, seed=2)
-    assert a[:2] == b[:2] and a[2].tolist() == b[2].tolist() and a[:2] != c[:2]
+    a = augment_texts(CORPUS[:20], copies=2, text_pairs=CORPUS[20:40], seed=1)
+    b = augment_texts(CORPUS[:20], copies=2, text_pairs=CORPUS[20:40], seed=1)
+    c = augment_texts(CORPUS[:20], copies=2, text_pairs=CORPUS[20:40], seed=2)
+    assert a[0] == b[0] and a[1].tolist() == b[1].tolist() and a[0] != c[0]
     # An empty side stays empty; a pair with no word at all gives nothing.
-    first, second, source = augment_pairs(["", "x"], ["", ""], copies=3, p_mask=1.0, p_replace=0.0, p_ngram=0.0)
-    assert (first, second, source.tolist()) == (["[MASK]"], [""], [1])
+    augmented, source = augment_texts(["", "x"], copies=3, text_pairs=["", ""], p_mask=1.0, p_replace=0.0,
+                                      p_ngram=0.0)
+    assert (augmented, source.tolist()) == ([("[MASK]", "")], [1])
     with pytest.raises(ValueError, match="text_pairs has 1 entries but texts has 2"):
-        augment_pairs(["a", "b"], ["c"])
+        augment_texts(["a", "b"], text_pairs=["c"])
     with pytest.raises(ValueError, match="p_mask must be in"):
-        augment_pairs(["a"], ["b"], p_mask=2.0)
+        augment_texts(["a"], text_pairs=["b"], p_mask=2.0)
 
 
 def test_with_augmented_pairs_and_regression_scores():
@@ -220,11 +221,9 @@ def test_unscored_copies_learn_from_the_teacher_score_alone():
 
 def test_distil_a_regression_teacher_on_augmented_pairs_with_cached_logits(shared_data, tmp_path):
     """`tfdistil distill --augment-copies 1 --cache-teacher-logits` on GLUE STS-B pairs: the copies
-    augment_pairs makes of the training pairs are added, the student trains on them (finite score
+    augment_texts makes of the training pairs are added, the student trains on them (finite score
     terms) from cached teacher scores, and caching refuses the intermediate terms."""
     from test_regression import COMMON, head_lines, read_json, run_cli
-
-    from tfdistil.data.augment import augment_pairs
 
     glue = shared_data / "glue" / "STS-B"
     train, dev = head_lines(glue / "train.tsv", tmp_path / "train.tsv", 41), head_lines(glue / "dev.tsv",
@@ -242,7 +241,7 @@ def test_distil_a_regression_teacher_on_augmented_pairs_with_cached_logits(share
     report = read_json(tmp_path / "student" / "report.json")
     with open(train, encoding="utf-8") as f:
         rows = [line.rstrip("\n").split("\t") for line in f][1:]
-    copies, _, _ = augment_pairs([r[7] for r in rows], [r[8] for r in rows], 1, seed=0)
+    copies, _ = augment_texts([r[7] for r in rows], 1, text_pairs=[r[8] for r in rows], seed=0)
     assert report["augmented_examples"] == len(copies) > 30
     history = report["histories"]["student (distilled)"]
     assert len(history["soft_loss"]) == 2 and np.isfinite(history["soft_loss"] + history["hard_loss"]).all()

@@ -8,7 +8,7 @@ Tang et al.'s rules, word by word: mask with `p_mask`, else swap for a corpus wo
 one n-gram, n uniform in 1..`max_ngram`. Copies equal to their sentence or to an earlier copy are
 dropped.
 
-Sentence pairs (`augment_pairs`): the word rules perturb both sides, replacements drawn from the
+Sentence pairs (`text_pairs`): the word rules perturb both sides, replacements drawn from the
 words of both; the n-gram rule (with `p_ngram`) cuts one side, chosen at random, and keeps the
 other whole, so a copy stays a pair of two texts. Regression copies are labelled `UNSCORED` (NaN):
 the distilled student's target for them is the teacher's score alone.
@@ -29,18 +29,6 @@ UNLABELLED = IGNORE_INDEX
 UNSCORED = float("nan")
 
 
-def _check_arguments(copies, p_mask, p_replace, p_ngram, max_ngram):
-    for name, p in (("p_mask", p_mask), ("p_replace", p_replace), ("p_ngram", p_ngram)):
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {p}.")
-    if p_mask + p_replace > 1.0:
-        raise ValueError(f"p_mask + p_replace must be <= 1, got {p_mask} + {p_replace}.")
-    if copies < 0:
-        raise ValueError(f"copies must be >= 0, got {copies}.")
-    if max_ngram < 1:
-        raise ValueError(f"max_ngram must be >= 1, got {max_ngram}.")
-
-
 class _WordDraws:
     """The corpus' words by count: `draw(rng, shape)` gives words drawn with probability
     proportional to their counts (one cumulative distribution for the whole corpus, what
@@ -54,12 +42,6 @@ class _WordDraws:
 
     def draw(self, rng, shape):
         return self.vocab[self.cdf.searchsorted(rng.random(shape), side="right")]
-
-
-def _words_rule(words, u, replacements, mask_token, p_mask, p_replace):
-    """Each word masked (u < p_mask), swapped for its replacement (u < p_mask + p_replace) or kept."""
-    return [mask_token if u[i] < p_mask else replacements[i] if u[i] < p_mask + p_replace else w
-            for i, w in enumerate(words)]
 
 
 def _ngram_rule(words, length, start):
@@ -76,6 +58,7 @@ def augment_texts(
     texts,
     copies: int = 4,
     *,
+    text_pairs=None,
     mask_token: str = "[MASK]",
     p_mask: float = 0.1,
     p_replace: float = 0.1,
@@ -83,38 +66,78 @@ def augment_texts(
     max_ngram: int = 5,
     seed: int = 0,
 ):
-    """Perturbed copies of `texts` (see the module docstring for the rules).
+    """Perturbed copies of `texts`, or of the pairs (`texts`, `text_pairs`) (see the module
+    docstring for the rules).
 
     Args:
-        texts: the sentences; words are split on whitespace.
+        texts: the sentences (first sides of pairs); words are split on whitespace.
         copies: copies tried per sentence (duplicates are dropped, so some give fewer).
+        text_pairs: the second side of each pair (as many as `texts`), or None.
         mask_token: the tokenizer's mask token (BERT's "[MASK]").
         p_mask, p_replace, p_ngram: probabilities of the three rules, each in [0, 1].
         max_ngram: the longest n-gram kept by the n-gram rule (>= 1).
-        seed: the copies are a function of `texts` and `seed` alone.
+        seed: the copies are a function of `texts` (and `text_pairs`) and `seed` alone.
 
     Returns:
-        (augmented, source): the new sentences and, for each, the index in `texts` it
-        was made from.
+        (augmented, source): the new sentences, or (first, second) pairs, and, for each, the
+        index in `texts` it was made from. A sentence with no word (a pair with no word on
+        either side) gives none.
     """
-    _check_arguments(copies, p_mask, p_replace, p_ngram, max_ngram)
+    for name, p in (("p_mask", p_mask), ("p_replace", p_replace), ("p_ngram", p_ngram)):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {p}.")
+    if p_mask + p_replace > 1.0:
+        raise ValueError(f"p_mask + p_replace must be <= 1, got {p_mask} + {p_replace}.")
+    if copies < 0:
+        raise ValueError(f"copies must be >= 0, got {copies}.")
+    if max_ngram < 1:
+        raise ValueError(f"max_ngram must be >= 1, got {max_ngram}.")
+    if text_pairs is not None and len(text_pairs) != len(texts):
+        raise ValueError(f"text_pairs has {len(text_pairs)} entries but texts has {len(texts)}.")
+    rules = _Rules(copies, mask_token, p_mask, p_replace, p_ngram, max_ngram)
     rng = np.random.default_rng(seed)
-    split = [t.split() for t in texts]
+    if text_pairs is None:
+        augmented, source = _single_copies([t.split() for t in texts], rules, rng)
+    else:
+        augmented, source = _pair_copies([t.split() for t in texts], [t.split() for t in text_pairs], rules, rng)
+    return augmented, np.asarray(source, dtype=np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Rules:
+    copies: int
+    mask_token: str
+    p_mask: float
+    p_replace: float
+    p_ngram: float
+    max_ngram: int
+
+    def word_draws(self, rng, corpus, n):
+        """(uniforms (copies, n) that decide mask / replace / keep, the replacement words)."""
+        u = rng.random((self.copies, n))
+        if self.p_replace > 0:
+            return u, corpus.draw(rng, (self.copies, n))
+        return u, np.empty((self.copies, n), dtype=object)
+
+    def words(self, words, u, replacements):
+        """Each word masked (u < p_mask), swapped for its replacement (u < p_mask + p_replace) or kept."""
+        return [self.mask_token if u[i] < self.p_mask else replacements[i] if u[i] < self.p_mask + self.p_replace
+                else w for i, w in enumerate(words)]
+
+
+def _single_copies(split, rules, rng):
     corpus = _WordDraws(split)
     augmented, source = [], []
     for index, words in enumerate(split):
         if not words:
             continue
-        n = len(words)
         seen = {" ".join(words)}
-        # One draw per copy and word decides mask / replace / keep.
-        u = rng.random((copies, n))
-        replacements = corpus.draw(rng, (copies, n)) if p_replace > 0 else np.empty((copies, n), dtype=object)
-        take_ngram = rng.random(copies) < p_ngram
-        lengths = rng.integers(1, max_ngram + 1, size=copies)
-        starts = rng.random(copies)
-        for c in range(copies):
-            new = _words_rule(words, u[c], replacements[c], mask_token, p_mask, p_replace)
+        u, replacements = rules.word_draws(rng, corpus, len(words))
+        take_ngram = rng.random(rules.copies) < rules.p_ngram
+        lengths = rng.integers(1, rules.max_ngram + 1, size=rules.copies)
+        starts = rng.random(rules.copies)
+        for c in range(rules.copies):
+            new = rules.words(words, u[c], replacements[c])
             if take_ngram[c]:
                 new = _ngram_rule(new, lengths[c], starts[c])
             text = " ".join(new)
@@ -122,79 +145,49 @@ def augment_texts(
                 seen.add(text)
                 augmented.append(text)
                 source.append(index)
-    return augmented, np.asarray(source, dtype=np.int64)
+    return augmented, source
 
 
-def augment_pairs(
-    texts,
-    text_pairs,
-    copies: int = 4,
-    *,
-    mask_token: str = "[MASK]",
-    p_mask: float = 0.1,
-    p_replace: float = 0.1,
-    p_ngram: float = 0.25,
-    max_ngram: int = 5,
-    seed: int = 0,
-):
-    """Perturbed copies of sentence pairs: `augment_texts`' word rules on both sides (replacements
-    drawn from the words of both), its n-gram rule on one side chosen at random per copy.
-
-    Args: as `augment_texts`, with `text_pairs` the second side of each pair (same length as
-    `texts`). A copy equal to its pair or to an earlier copy of it is dropped, and so is a pair
-    with no word on either side.
-
-    Returns:
-        (augmented, augmented_pairs, source): the new first and second sides and, for each copy,
-        the index of the pair it was made from.
-    """
-    if len(text_pairs) != len(texts):
-        raise ValueError(f"text_pairs has {len(text_pairs)} entries but texts has {len(texts)}.")
-    _check_arguments(copies, p_mask, p_replace, p_ngram, max_ngram)
-    rng = np.random.default_rng(seed)
-    sides = ([t.split() for t in texts], [t.split() for t in text_pairs])
-    corpus = _WordDraws(sides[0] + sides[1])
-    augmented, augmented_pairs, source = [], [], []
-    for index, pair in enumerate(zip(*sides)):
+def _pair_copies(firsts, seconds, rules, rng):
+    """Pairs: the word rules on both sides (replacements drawn from the words of both), the n-gram
+    rule on one side chosen at random per copy."""
+    corpus = _WordDraws(firsts + seconds)
+    augmented, source = [], []
+    for index, pair in enumerate(zip(firsts, seconds)):
         if not (pair[0] or pair[1]):
             continue
         seen = {(" ".join(pair[0]), " ".join(pair[1]))}
-        draws = []
-        for words in pair:  # first side, then second: each side's mask / replace / keep draws
-            n = len(words)
-            draws.append((rng.random((copies, n)),
-                          corpus.draw(rng, (copies, n)) if p_replace > 0 else np.empty((copies, n), dtype=object)))
-        take_ngram = rng.random(copies) < p_ngram
-        cut_side = rng.integers(0, 2, size=copies)  # the side the n-gram rule cuts
-        lengths = rng.integers(1, max_ngram + 1, size=copies)
-        starts = rng.random(copies)
-        for c in range(copies):
-            new = [_words_rule(words, u[c], replacements[c], mask_token, p_mask, p_replace)
-                   for words, (u, replacements) in zip(pair, draws)]
+        draws = [rules.word_draws(rng, corpus, len(words)) for words in pair]  # first side, then second
+        take_ngram = rng.random(rules.copies) < rules.p_ngram
+        cut_side = rng.integers(0, 2, size=rules.copies)  # the side the n-gram rule cuts
+        lengths = rng.integers(1, rules.max_ngram + 1, size=rules.copies)
+        starts = rng.random(rules.copies)
+        for c in range(rules.copies):
+            new = [rules.words(words, u[c], replacements[c]) for words, (u, replacements) in zip(pair, draws)]
             if take_ngram[c]:
                 side = int(cut_side[c])
                 new[side] = _ngram_rule(new[side], lengths[c], starts[c])
             copy = (" ".join(new[0]), " ".join(new[1]))
             if copy not in seen:
                 seen.add(copy)
-                augmented.append(copy[0])
-                augmented_pairs.append(copy[1])
+                augmented.append(copy)
                 source.append(index)
-    return augmented, augmented_pairs, np.asarray(source, dtype=np.int64)
+    return augmented, source
 
 
 def with_augmented(data: TextClassificationData, copies: int = 4, **kwargs) -> TextClassificationData:
-    """`data` followed by perturbed copies of its examples (`augment_texts`, or `augment_pairs`
-    for sentence pairs) that only the teacher labels: labelled `UNLABELLED` for classes,
-    `UNSCORED` for regression scores. Keyword arguments go to the augmenting function."""
+    """`data` followed by `augment_texts` copies of its sentences or pairs that only the teacher
+    labels: labelled `UNLABELLED` for classes, `UNSCORED` for regression scores. Keyword
+    arguments go to `augment_texts`."""
+    augmented, _ = augment_texts(data.texts, copies, text_pairs=data.text_pairs, **kwargs)
+    texts, pairs = list(data.texts), None
     if data.text_pairs is None:
-        augmented, _ = augment_texts(data.texts, copies, **kwargs)
-        pairs = None
+        texts += augmented
     else:
-        augmented, augmented_pairs, _ = augment_pairs(data.texts, data.text_pairs, copies, **kwargs)
-        pairs = list(data.text_pairs) + augmented_pairs
+        texts += [first for first, _ in augmented]
+        pairs = list(data.text_pairs) + [second for _, second in augmented]
     if data.regression:
         labels = np.concatenate([np.asarray(data.labels, np.float32), np.full(len(augmented), UNSCORED, np.float32)])
     else:
         labels = np.concatenate([np.asarray(data.labels, np.int32), np.full(len(augmented), UNLABELLED, np.int32)])
-    return dataclasses.replace(data, texts=list(data.texts) + augmented, text_pairs=pairs, labels=labels)
+    return dataclasses.replace(data, texts=texts, text_pairs=pairs, labels=labels)
