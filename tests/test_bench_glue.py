@@ -44,6 +44,8 @@ def test_rows_and_summary_by_hand(bench, mrpc_runs):
         ("teacher", None, 0.90), ("distilled", 0, 0.88), ("hard labels", 0, 0.86), ("distilled", 1, 0.87),
         ("hard labels", 1, 0.88), ("distilled", 2, 0.89), ("hard labels", 2, 0.87)]
     assert rows[1]["augmented_examples"] == 7 and rows[2]["augmented_examples"] == 0
+    (mrpc_runs / "mrpc_seed7").mkdir()  # unfinished: no report.json
+    assert bench.finished_seeds("MRPC", mrpc_runs) == [0, 1, 2] and bench.rows_of("MRPC", mrpc_runs) == rows
     assert rows[1]["train_time_s"] == 60.0 and rows[0]["run_wall_time_s"] == 600.0
     summary = bench.summarize(rows)["MRPC"]
     # distilled 0.88, 0.87, 0.89: mean 0.88, sample std sqrt((0 + 1e-4 + 1e-4) / 2) = 0.01
