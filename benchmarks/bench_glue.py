@@ -44,7 +44,7 @@ FINETUNE = {
     "RTE": ["--epochs", "2", "--learning-rate", "1e-4", "--sequence-length", "128"],
     "CoLA": ["--epochs", "2", "--learning-rate", "1e-4", "--sequence-length", "64"],
 }
-STUDENT = ["--student-layers", "3", "--layer-map", LAYER_MAP, "--student-learning-rate", "1e-4", "--alpha", "0.5",
+STUDENT = ["--student-layers", "3", "--layer-map", LAYER_MAP, "--student-learning-rate", "2e-4", "--alpha", "0.5",
            "--temperature", "2", "--hidden-cosine-weight", "0", "--cache-teacher-logits"]
 DISTILL = {
     "MRPC": ["--epochs", "1"],
