@@ -194,7 +194,9 @@ def _points(value):
 
 
 def _cell(s):
-    return f"{_points(s['mean'])} ± {_points(s['std'])} ({_points(s['min'])}–{_points(s['max'])})"
+    if s["n"] == 1:
+        return f"{_points(s['mean'])} (1 seed)"
+    return f"{_points(s['mean'])} ± {_points(s['std'])} ({_points(s['min'])}–{_points(s['max'])}), {s['n']} seeds"
 
 
 def markdown(summary, rows):
@@ -207,8 +209,7 @@ def markdown(summary, rows):
     lines.append("| teacher (all-MiniLM-L6-v2 fine-tuned) | "
                  + " | ".join(_points(summary[t]["teacher"]) for t in tasks) + " |")
     for model in ("distilled", "hard labels"):
-        cells = [(_cell(summary[t][model]) + f", {summary[t][model]['n']} seeds") if model in summary[t] else "-"
-                 for t in tasks]
+        cells = [_cell(summary[t][model]) if model in summary[t] else "-" for t in tasks]
         lines.append(f"| student, {model} | " + " | ".join(cells) + " |")
     lines.append("| distilled / teacher | " + " | ".join(
         f"{summary[t]['distilled_share']:.1%}" if "distilled_share" in summary[t] else "-" for t in tasks) + " |")

@@ -84,6 +84,8 @@ def test_markdown_table(bench, mrpc_runs):
     assert lines[head + 3] == "| student, distilled | 88.0 ± 1.0 (87.0–89.0), 3 seeds |"
     assert lines[head + 4] == "| student, hard labels | 87.0 ± 1.0 (86.0–88.0), 3 seeds |"
     assert lines[head + 5] == "| distilled / teacher | 97.8% |"
+    one_seed = bench.markdown(bench.summarize(rows[:3]), rows[:3]).splitlines()
+    assert one_seed[head + 3] == "| student, distilled | 88.0 (1 seed) |"
     assert "| MRPC | F1 ≥ 88.0 | 90.0 | yes | ≥ 97% of the teacher | yes | yes |" in lines
     assert "Distilled ≥ hard labels (mean over seeds) on 1 of 1 tasks (target: at least 3 of 4)." in lines
     assert "| MRPC | distilled | 0 | f1 0.8800 | accuracy 0.8000, f1 0.8800, mcc 0.5000 | 1.0 min | 2.0 min |" in lines
