@@ -117,3 +117,16 @@ def test_steps_are_the_library_commands(bench, tmp_path):
                         ("--epochs", "1"), ("--seed", "0")):
         assert student[student.index(flag) + 1] == value
     assert "--cache-teacher-logits" in student
+
+
+def test_quick_data_keeps_the_header_and_the_first_rows(bench, tmp_path):
+    source = tmp_path / "data" / "glue" / "MRPC"
+    source.mkdir(parents=True)
+    header = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n".encode("utf-8")
+    rows = [f"1\t{i}\t{i}\ta \"{i}\"\tb {i}\n".encode("utf-8") for i in range(300)]
+    for name in ("train.tsv", "dev.tsv"):
+        (source / name).write_bytes(header + b"".join(rows))
+    train, dev = bench.quick_data(tmp_path / "data", "MRPC", tmp_path / "quick")
+    # 200 training and 100 dev rows after the header, byte for byte (BOM and quotes kept)
+    assert train.read_bytes() == header + b"".join(rows[:200])
+    assert dev.read_bytes() == header + b"".join(rows[:100])
