@@ -40,8 +40,8 @@ FLAG_HELP = {
     "max_question_length": "--task qa: word pieces of the question kept",
     "sequence_length": "tokens per example, [CLS] and [SEP] included",
     "batch_size": "examples per batch",
-    "augment_copies": "also distil on N perturbed copies of each training sentence (words masked or swapped, "
-    "n-grams kept; Tang et al. 2019) that only the teacher labels; 0: off",
+    "augment_copies": "also distil on N perturbed copies of each training sentence or pair (words masked or "
+    "swapped, n-grams kept; Tang et al. 2019) that only the teacher labels; 0: off",
     "teacher": "run folder of a `tfdistil finetune` teacher",
     "hf": "local Hugging Face BERT/DistilBERT folder to fine-tune (gets a new task head)",
     "preset": "size preset of a teacher trained from scratch",
@@ -64,6 +64,9 @@ FLAG_HELP = {
     "attention_weight": "weight of the attention-distribution KL loss",
     "hard_labels_baseline": "also train the same student on hard labels alone, for comparison; "
     "--no-hard-labels-baseline trains the distilled student only (about half the time)",
+    "cache_teacher_logits": "compute the teacher's logits on the distillation data once and reuse them every "
+    "epoch (batches fixed after the first epoch, their order reshuffled); needs the hidden-state and attention "
+    "weights at 0",
     "name": "run name: outputs go to RUNS_DIR/NAME",
     "runs_dir": "folder of all runs",
     "precision": "dtype policy; auto picks the fast, safe one for the device",

@@ -207,25 +207,32 @@ class PerLabelledToken(OutputComparison):
 
 @keras.saving.register_keras_serializable(package="tfdistil")
 class PerExampleScore(PerExample):
-    """One score per example (regression): outputs (batch, 1), float labels (batch,), every one
-    counting. Compared by squared errors: student vs gold scores (`alpha`) and student vs teacher
-    scores (`1 - alpha`); the temperature has no role."""
+    """One score per example (regression): outputs (batch, 1), float labels (batch,). Compared by
+    squared errors: student vs gold scores (`alpha`) and student vs teacher scores (`1 - alpha`);
+    the temperature has no role. An example scored NaN (augmented text) has no gold score: it
+    learns from the teacher's score alone and metrics skip it."""
 
     expects = "one-output (batch, 1) scores"
 
     def accepts(self, shape):
         return tuple(shape) == (1,)
 
+    @staticmethod
+    def _scores(y):
+        """(gold scores with NaN replaced by 0, 1.0 where a gold score exists)."""
+        y = ops.reshape(ops.cast(y, "float32"), (-1,))
+        scored = ops.logical_not(ops.isnan(y))
+        return ops.where(scored, y, ops.zeros_like(y)), ops.cast(scored, "float32")
+
     def logit_pairs(self, x, y, sample_weight, teacher_logits, student_logits):
-        labels = ops.reshape(ops.cast(y, "float32"), (-1,))
+        labels, scored = self._scores(y)
         mask = ops.ones_like(labels)
         weights = mask if sample_weight is None else mask * self._sample_weight(sample_weight)
         denominator = losses.global_count(ops.sum(mask))
-        return [LogitPair(teacher_logits, student_logits, labels, weights, weights, denominator)]
+        return [LogitPair(teacher_logits, student_logits, labels, weights, weights * scored, denominator)]
 
     def metric_targets(self, x, y, sample_weight):
-        y = ops.reshape(ops.cast(y, "float32"), (-1,))
-        valid = ops.ones_like(y)
+        y, valid = self._scores(y)
         weights = valid if sample_weight is None else valid * self._sample_weight(sample_weight)
         return y, weights, valid
 

@@ -393,4 +393,8 @@ def cache_teacher_outputs(teacher, dataset, cache_path=""):
         x[TEACHER_LOGITS] = teacher(x, training=False)
         return (x, y) if sw is None else (x, y, sw)
 
-    return dataset.map(add_logits).cache(cache_path)
+    # tf.data runs its functions on one thread per op unless told otherwise: the teacher's
+    # forward pass took 2.3x as long as outside tf.data (6 x 384 teacher, 2 cores).
+    options = tf.data.Options()
+    options.threading.max_intra_op_parallelism = 0  # 0: the session's intra-op threads
+    return dataset.with_options(options).map(add_logits).cache(cache_path)

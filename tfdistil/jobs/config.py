@@ -60,6 +60,7 @@ class StudentConfig:
     hidden_mse_weight: float = 0.0
     attention_weight: float = 0.0
     hard_labels_baseline: bool = True
+    cache_teacher_logits: bool = False  # teacher's logits computed once (output terms only)
 
 
 @dataclasses.dataclass

@@ -361,6 +361,28 @@ def augmented_training(task, train, tokenizer, copies, *, batch_size, seed, epoc
     return ds, count_batches(ds), added
 
 
+def distillation_dataset(task, teacher, train, tokenizer, config, datasets):
+    """The distilled student's training batches, steps per epoch and augmented examples: the
+    training set, or `augmented_training`'s; with `cache_teacher_logits`, batches made once and
+    carrying the teacher's logits (`cache_teacher_outputs`: computed in the first epoch, then
+    reused), their order reshuffled each epoch."""
+    from tfdistil.distillation import cache_teacher_outputs
+
+    train_ds, _, epoch, steps = datasets
+    d, seed, cache = config.data, config.training.seed, config.student.cache_teacher_logits
+    made = augmented_training(task, train, tokenizer, d.augment_copies, batch_size=d.batch_size, seed=seed,
+                              epoch_variable=None if cache else epoch)
+    if not cache:
+        return made or (train_ds, steps, 0)
+    s = config.student
+    if s.hidden_cosine_weight or s.hidden_mse_weight or s.attention_weight:
+        raise RunError("--cache-teacher-logits: cached logits cannot feed the hidden-state and attention terms; "
+                       "set --hidden-cosine-weight, --hidden-mse-weight and --attention-weight to 0")
+    ds, steps, added = made or (task.dataset(train, tokenizer, d.batch_size, shuffle=True, seed=seed,
+                                             log_truncation=False), steps, 0)
+    return cache_teacher_outputs(teacher, ds).shuffle(steps, seed=seed, reshuffle_each_iteration=True), steps, added
+
+
 def distill(config):
     """Distil a DistilBERT student from a teacher and train the same student on hard labels for
     comparison (unless `hard_labels_baseline` is false). The teacher is `config.teacher.teacher`
@@ -419,10 +441,7 @@ def _distil_students(task, config, teacher, student_layers, train, dev, tokenize
 
     train_ds, dev_ds, epoch, steps = datasets
     s = config.student
-    distill_ds, distill_steps, augmented = augmented_training(
-        task, train, tokenizer, config.data.augment_copies, batch_size=config.data.batch_size,
-        seed=config.training.seed, epoch_variable=epoch,
-    ) or (train_ds, steps, 0)
+    distill_ds, distill_steps, augmented = distillation_dataset(task, teacher, train, tokenizer, config, datasets)
     args = (task, teacher, config, student_layers, train.num_classes, tokenizer.sequence_length)
     student, layer_map = make_student(*args, name=STUDENT_FILES[DISTILLED])
     # Built before any training, so a seed gives the same students with or without the baseline.

@@ -26,7 +26,8 @@ class Regression(TaskSpec):
     # Logged by `epoch_callbacks` (a correlation over the whole dev set is not a Keras metric).
     finetune_monitor = ("val_pearson", "max")
     distill_monitor = ("val_pearson", "max")
-    data_settings = ("text_column", "text_pair_column", "label_column")
+    augmentable = True  # copies scored NaN: the teacher's score is their target
+    data_settings = ("text_column", "text_pair_column", "label_column", "augment_copies")
 
     @property
     def head(self):
