@@ -23,7 +23,6 @@ from common import REPO_ROOT, RESULTS, command, parse_seeds  # noqa: E402
 
 sys.path.insert(0, str(REPO_ROOT))
 
-MODELS = ("teacher", "student (distilled)", "student (hard labels)")
 
 
 def parse_settings(pairs):
