@@ -24,7 +24,6 @@ from common import REPO_ROOT, RESULTS, command, parse_seeds  # noqa: E402
 sys.path.insert(0, str(REPO_ROOT))
 
 
-
 def parse_settings(pairs):
     """["teacher_epochs=20", "alpha=0.3"] -> {"teacher_epochs": 20, "alpha": 0.3} (values as JSON
     where they parse, else strings)."""
