@@ -22,18 +22,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO_ROOT, RESULTS  # noqa: E402
+from common import REPO_ROOT, RESULTS, parse_seeds  # noqa: E402
 
 sys.path.insert(0, str(REPO_ROOT))
-
-
-def parse_seeds(text):
-    """"0-3,7" -> [0, 1, 2, 3, 7]."""
-    seeds = []
-    for part in text.split(","):
-        first, _, last = part.partition("-")
-        seeds.extend(range(int(first), int(last or first) + 1))
-    return seeds
 
 
 def sign_test_p(wins, losses):

@@ -18,6 +18,15 @@ def command(script, argv=None):
     return " ".join([f"python benchmarks/{script}", *(argv if argv is not None else sys.argv[1:])])
 
 
+def parse_seeds(text):
+    """"0-3,7" -> [0, 1, 2, 3, 7]."""
+    seeds = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        seeds.extend(range(int(first), int(last or first) + 1))
+    return seeds
+
+
 def path_size_bytes(path):
     """Bytes of a file, or of every file under a folder (a SavedModel, a run)."""
     path = Path(path)

@@ -97,6 +97,10 @@ def test_distillation_lesson_follows_the_rows_and_the_run():
                                from_teacher_layers=True)
     assert lost.startswith("Why distillation does not win here: both students start from the teacher's own layers")
     assert "perturbed" not in lost and "disagrees" not in lost
+    stalled = distillation_lesson([rows[0], rows[2], rows[1]], "m", train_examples=60, augmented=0,
+                                  from_teacher_layers=False)
+    assert stalled.startswith("Why distillation does not win here: both students start from random weights")
+    assert "compare over seeds" in stalled
     # A tie is not a win; without the hard-label twin there is nothing to explain.
     assert distillation_lesson([rows[0], rows[1], rows[1]], "m", train_examples=1, augmented=0,
                                from_teacher_layers=True).startswith("Why distillation does not win")

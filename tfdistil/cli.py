@@ -482,6 +482,9 @@ def _distill(values, given):
         distill(embedded_config(**settings))
         return
     _require(values, DISTILL_DATA_ARGS)
+    # The embedded run's recipe (a narrow student, ...) is the flags' default for that run only.
+    general = dict(RunConfig().flat(), **DISTILL_DEFAULTS)
+    values.update({k: general[k] for k in EMBEDDED_DEFAULTS if k not in given})
     if "name" not in given:
         values["name"] = os.path.basename(os.path.normpath(values["teacher"])) + "_distilled"
     from tfdistil.jobs.runs import run_config, run_task

@@ -194,6 +194,11 @@ def distillation_lesson(rows, key, *, train_examples, augmented, from_teacher_la
         return (f"Why distillation wins: both students start {start} and see the same {train_examples:,} labelled "
                 f"examples, but the distilled one also learns from the teacher's graded confidence on each"
                 f"{more}, where its twin gets one hard label per example{disagree}.")
+    if not from_teacher_layers:
+        return (f"Why distillation does not win here: both students start {start} and see the same "
+                f"{train_examples:,} labelled examples{disagree}; a student trained from scratch on a small set "
+                f"can stall before it learns the task, with soft targets or without, so one seed decides little: "
+                f"compare over seeds (--seed).")
     return (f"Why distillation does not win here: both students start {start}, and the {train_examples:,} hard "
             f"labels already teach this student what the teacher knows{disagree}; soft targets add most when "
             f"labels are few or noisy, or with teacher-labelled copies (--augment-copies).")
