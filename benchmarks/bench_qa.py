@@ -242,7 +242,7 @@ def _yes(value):
 
 
 def _cell(s, n=True):
-    text = f"{s['mean']:.1f} ± {s['std']:.1f} ({s['min']:.1f}–{s['max']:.1f})"
+    text = f"{s['mean']:.1f}" if s["n"] == 1 else f"{s['mean']:.1f} ± {s['std']:.1f} ({s['min']:.1f}–{s['max']:.1f})"
     return text + (f", {s['n']} seed{'s' if s['n'] != 1 else ''}" if n else "")
 
 
