@@ -225,3 +225,20 @@ def test_finetune_evaluate_predict_and_distill_from_the_cli(tmp_path, shared_dat
     assert distilled["models"][0]["f1"] == pytest.approx(f1)
     assert json.loads((runs / "s" / "config.json").read_text())["doc_stride"] == 24
     assert {"hard_loss", "soft_loss", "val_f1"} <= set(distilled["histories"]["student (distilled)"])
+
+
+def test_a_qa_teacher_starts_from_a_hugging_face_checkpoint(tmp_path, shared_data, minilm_dir):
+    """`finetune --task qa --hf PATH` builds a span head on the checkpoint (the data's class count
+    is not passed to `load_hf`, which refuses one for question answering)."""
+    from tfdistil.jobs.teacher import build_teacher
+    from tfdistil.tasks import get_task
+
+    task = get_task("qa")
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(_slice(shared_data / "squad" / "train.json", 2)), encoding="utf-8")
+    data = task.read(str(path), collections.namedtuple("D", "doc_stride max_question_length")(32, 16))
+    model, tokenizer = build_teacher(task, data.num_classes, [], hf=str(minilm_dir), sequence_length=64)
+    assert isinstance(model, SpanQA) and model.backbone.num_layers == 6
+    x, _ = next(iter(task.dataset(data, tokenizer, 2)))
+    out = model(x)
+    assert out["start_logits"].shape == out["end_logits"].shape == x["token_ids"].shape

@@ -65,7 +65,7 @@ class SquadData:
     max_question_length: int = DEFAULT_MAX_QUESTION_LENGTH
     version: str = "1.1"
     label_names = None  # no classes: the jobs read these of every task's data
-    num_classes = 2     # start and end logits (the head ignores it)
+    num_classes = None  # no class count: the span head has start and end logits (load_hf refuses one for QA)
     _features: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def __len__(self):
