@@ -19,12 +19,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO_ROOT, RESULTS, SHARED_DATA, command  # noqa: E402
+from common import REPO_ROOT, RESULTS, SHARED_DATA, command, read_report, run_step  # noqa: E402
 
 TASKS = ("MRPC", "STS-B", "RTE", "CoLA")
 # The main metric of each task (GLUE's), its title, and the issue's dev targets.
@@ -94,19 +93,6 @@ def _with(argv, flag, value):
     return argv
 
 
-def run_step(run_dir, argv, dry_run):
-    print("$ tfdistil " + " ".join(argv), flush=True)
-    if dry_run or (run_dir / "report.json").is_file():
-        print(f"  (skipped: {'dry run' if dry_run else 'done'})", flush=True)
-        return
-    subprocess.run([sys.executable, "-m", "tfdistil", *argv], check=True)
-
-
-def _read(run_dir):
-    with open(run_dir / "report.json", encoding="utf-8") as f:
-        return json.load(f)
-
-
 def _scores(row):
     """The GLUE metrics a report row has (classification: accuracy, f1, mcc; regression:
     pearson, spearman)."""
@@ -129,7 +115,7 @@ def rows_of(task, runs_dir, seeds=None):
     teacher_dir = runs_dir / run_name(task)
     if not (teacher_dir / "report.json").is_file():
         return []
-    report = _read(teacher_dir)
+    report = read_report(teacher_dir)
     (row,) = report["models"]
     rows = [{"task": task, "model": "teacher", "seed": None, "metric": metric, "score": row[metric],
              **_scores(row), "parameters": row["parameters"], "train_examples": report["train_examples"],
@@ -139,7 +125,7 @@ def rows_of(task, runs_dir, seeds=None):
         run = runs_dir / run_name(task, seed)
         if not (run / "report.json").is_file():
             continue
-        report = _read(run)
+        report = read_report(run)
         for row in report["models"][1:]:
             rows.append({"task": task, "model": MODELS[row["model"]], "seed": seed, "metric": metric,
                          "score": row[metric], **_scores(row), "parameters": row["parameters"],

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO_ROOT, RESULTS, SHARED_DATA, command  # noqa: E402
+from common import REPO_ROOT, RESULTS, SHARED_DATA, command, read_report, run_step  # noqa: E402
 
 CURVE = (1000, 2000, 4000, 7105)  # the issue's learning-curve points (7,105: the whole train.json)
 TEACHER_F1_TARGET = 65.0
@@ -108,19 +108,6 @@ def steps(setting, train, dev, runs_dir, args, seeds, cache):
     return out
 
 
-def run_step(run_dir, argv, dry_run):
-    print("$ tfdistil " + " ".join(argv), flush=True)
-    if dry_run or (run_dir / "report.json").is_file():
-        print(f"  (skipped: {'dry run' if dry_run else 'done'})", flush=True)
-        return
-    subprocess.run([sys.executable, "-m", "tfdistil", *argv], check=True)
-
-
-def _read(run_dir):
-    with open(run_dir / "report.json", encoding="utf-8") as f:
-        return json.load(f)
-
-
 def rows_of(setting, questions, sequence_length, epochs, runs_dir):
     """One row a trained model of `setting`: the teacher, then every finished seed's two students,
     with dev EM and F1, training time (students) and the wall time of the run they came from."""
@@ -128,7 +115,7 @@ def rows_of(setting, questions, sequence_length, epochs, runs_dir):
     if not (teacher_dir / "report.json").is_file():
         return []
     base = {"setting": setting, "questions": questions, "sequence_length": sequence_length, "epochs": epochs}
-    report = _read(teacher_dir)
+    report = read_report(teacher_dir)
     (row,) = report["models"]
     rows = [{**base, "model": "teacher", "seed": None, "student_epochs": None, "exact_match": row["exact_match"],
              "f1": row["f1"], "parameters": row["parameters"], "train_questions": report["train_examples"],
@@ -137,7 +124,7 @@ def rows_of(setting, questions, sequence_length, epochs, runs_dir):
     for path in sorted(runs_dir.glob(f"{setting}_st*_seed*/report.json")):
         run = path.parent
         student_epochs, seed = (int(x) for x in run.name[len(setting) + 3:].split("_seed"))
-        report = _read(run)
+        report = read_report(run)
         for row in report["models"][1:]:
             rows.append({**base, "model": MODELS[row["model"]], "seed": seed, "student_epochs": student_epochs,
                          "exact_match": row["exact_match"], "f1": row["f1"], "parameters": row["parameters"],

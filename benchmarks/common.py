@@ -27,6 +27,26 @@ def parse_seeds(text):
     return seeds
 
 
+def run_step(run_dir, argv, dry_run):
+    """Print and run one `tfdistil` command (`argv`), unless `dry_run` or its run folder already
+    holds a report.json (a finished step: benchmarks resume)."""
+    import subprocess
+
+    print("$ tfdistil " + " ".join(argv), flush=True)
+    if dry_run or (run_dir / "report.json").is_file():
+        print(f"  (skipped: {'dry run' if dry_run else 'done'})", flush=True)
+        return
+    subprocess.run([sys.executable, "-m", "tfdistil", *argv], check=True)
+
+
+def read_report(run_dir):
+    """The report.json of a run folder."""
+    import json
+
+    with open(run_dir / "report.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
 def path_size_bytes(path):
     """Bytes of a file, or of every file under a folder (a SavedModel, a run)."""
     path = Path(path)
