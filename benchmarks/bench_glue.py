@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO_ROOT, RESULTS, SHARED_DATA, command, read_report, run_step  # noqa: E402
+from common import REPO_ROOT, RESULTS, SHARED_DATA, command, portable_command, read_report, run_step  # noqa: E402
 
 TASKS = ("MRPC", "STS-B", "RTE", "CoLA")
 # The main metric of each task (GLUE's), its title, and the dev targets.
@@ -282,7 +282,7 @@ def main(argv=None):
             run_step(run_dir, step, args.dry_run)
         if args.dry_run:
             continue
-        settings = {task: {"commands": ["tfdistil " + " ".join(s) for _, s in task_steps],
+        settings = {task: {"commands": [portable_command(s) for _, s in task_steps],
                            "seeds": finished_seeds(task, runs_dir), "benchmark": command("bench_glue.py", argv)}}
         RESULTS.mkdir(parents=True, exist_ok=True)
         print(write_results(stem, rows_of(task, runs_dir), settings), flush=True)

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO_ROOT, RESULTS, SHARED_DATA, command, read_report, run_step  # noqa: E402
+from common import REPO_ROOT, RESULTS, SHARED_DATA, command, portable_command, read_report, run_step  # noqa: E402
 
 CURVE = (1000, 2000, 4000, 7105)  # the learning-curve points (7,105: the whole train.json)
 TEACHER_F1_TARGET = 65.0
@@ -364,7 +364,7 @@ def main(argv=None):
             run_step(run_dir, step, args.dry_run)
             if args.dry_run:
                 continue
-            record = {setting: {"commands": ["tfdistil " + " ".join(s) for _, s in setting_steps],
+            record = {setting: {"commands": [portable_command(s) for _, s in setting_steps],
                                 "cached_teacher_logits": cache, "benchmark": command("bench_qa.py", argv)}}
             print(write_results(stem, rows_of(setting, n, args.sequence_length, args.epochs, runs_dir), record),
                   flush=True)

