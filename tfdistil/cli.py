@@ -219,8 +219,9 @@ def _defaults(command):
     if command == "finetune":
         defaults.update(FINETUNE_DEFAULTS)
     else:
-        defaults.update(DISTILL_DEFAULTS, **EMBEDDED_DEFAULTS)
-        defaults["task"] = None  # the teacher's task
+        # The embedded run's own recipe (its student, ...) is `embedded_config`'s; the flags show
+        # only the settings that run alone uses.
+        defaults.update(DISTILL_DEFAULTS, **{k: EMBEDDED_DEFAULTS[k] for k in EMBEDDED_ONLY if k in EMBEDDED_DEFAULTS})
     return defaults
 
 
@@ -476,15 +477,13 @@ def _distill(values, given):
         from tfdistil.jobs import embedded_config
 
         # The embedded default run: the shipped sentiment files, a teacher trained in the run.
-        settings = {k: v for k, v in values.items() if k in FIELDS and k not in DISTILL_DATA_ARGS}
+        settings = {k: v for k, v in values.items()
+                    if k in FIELDS and k not in DISTILL_DATA_ARGS and (k in given or k in EMBEDDED_ONLY)}
         settings["task"] = settings.get("task") or "classification"
         _run_config(values, given, settings["task"])
         distill(embedded_config(**settings))
         return
     _require(values, DISTILL_DATA_ARGS)
-    # The embedded run's recipe (a narrow student, ...) is the flags' default for that run only.
-    general = dict(RunConfig().flat(), **DISTILL_DEFAULTS)
-    values.update({k: general[k] for k in EMBEDDED_DEFAULTS if k not in given})
     if "name" not in given:
         values["name"] = os.path.basename(os.path.normpath(values["teacher"])) + "_distilled"
     from tfdistil.jobs.runs import run_config, run_task
