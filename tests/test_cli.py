@@ -198,6 +198,8 @@ def test_distill_without_the_hard_label_baseline(runs):
     report = read_json(run / "report.json")
     assert [r["model"] for r in report["models"]] == DISTILL_MODELS[:2]
     assert "hard labels" not in report["summary"] and set(report["histories"]) == {"teacher", "student (distilled)"}
+    assert report["why"] == ""  # no twin to compare with: no lesson, and no teacher pass over train for it
+    assert read_json(runs["student"] / "report.json")["why"].startswith("Why distillation")
     assert not (run / "models" / "student_hard_labels.keras").exists()
     assert read_json(run / "config.json")["hard_labels_baseline"] is False
     alone = keras.models.load_model(run / "models" / "student_distilled.keras")

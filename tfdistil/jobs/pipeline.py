@@ -479,9 +479,12 @@ def _distil_students(task, config, teacher, student_layers, train, dev, tokenize
         if label in train_times:
             rows[-1]["train_time_s"] = train_times[label]
     summary = task.summary(rows)
-    why = distillation_lesson(rows, task.main_metric, train_examples=len(train), augmented=augmented,
-                              from_teacher_layers=layer_map is not None,
-                              disagreements=task.label_disagreements(teacher, train, tokenizer, config.data.batch_size))
+    why = ""
+    if hard_student is not None:  # the lesson compares the twins; the teacher's pass over train is for it
+        why = distillation_lesson(
+            rows, task.main_metric, train_examples=len(train), augmented=augmented,
+            from_teacher_layers=layer_map is not None,
+            disagreements=task.label_disagreements(teacher, train, tokenizer, config.data.batch_size))
     from tfdistil import report as reporting
 
     reporting.plot_training_curves(histories, os.path.join(run_dir, "training_curves.png"))
